@@ -1,0 +1,50 @@
+// The one feature pipeline: turns raw monthly snapshots into LSTM inputs, driven only by
+// the feature spec stored in the model. Serving and training both call it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "history.h"
+#include "model.h"
+
+namespace recsys {
+
+// Window of one customer: the T months ending at the customer's latest month (or at
+// as_of_month when given). A month missing from the data, including months before the
+// customer's first snapshot, is an all-zero step: the model sees "no snapshot", exactly as
+// in training. "Added" flags compare a month with the month before it and are 0 when that
+// month is absent.
+class FeatureEncoder {
+public:
+    explicit FeatureEncoder(const Model &model);
+
+    uint32_t window() const { return window_; }
+    uint32_t step_width() const { return step_width_; }
+    uint32_t static_width() const { return static_width_; }
+
+    // Encodes customers [first, first + count) of the batch.
+    //   steps:   time-major, T x count x step_width (step t of customer b at (t*count + b))
+    //   statics: count x static_width
+    //   held:    count x P, the product flags of each customer's last month in the window
+    //            (all zero when that month is absent); used to exclude held products
+    // end_month[b] is the month the window ends at (the customer's latest month when
+    // as_of_month < 0, else as_of_month; rows after it are ignored).
+    void encode(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month, float *steps,
+                float *statics, uint8_t *held, int32_t *end_month) const;
+
+    // Encodes one feature value (raw numeric or categorical code) into out[0..width).
+    void encode_feature(const FeatureSpec &f, float raw, float *out) const;
+
+private:
+    const Model &model_;
+    uint32_t window_, step_width_, static_width_, products_;
+    bool adds_;
+    std::vector<uint32_t> dynamic_features_, static_features_;
+};
+
+// Throws DataException if a raw numeric value is NaN or infinite: the glue reports the
+// customer, month and column.
+bool is_finite_value(float v);
+
+}  // namespace recsys
