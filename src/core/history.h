@@ -44,6 +44,18 @@ struct HistoryBatch {
         customer_ids.push_back(id);
         row_begin.push_back(row_begin.back());
     }
+    // Removes the first n customers, keeping the rest (used to carry a customer whose rows
+    // continue in the next fetch over to the next batch).
+    void drop_first_customers(size_t n) {
+        if (n == 0) return;
+        const size_t rows = row_begin[n];
+        customer_ids.erase(customer_ids.begin(), customer_ids.begin() + n);
+        row_begin.erase(row_begin.begin(), row_begin.begin() + n);
+        for (auto &r : row_begin) r -= rows;
+        month.erase(month.begin(), month.begin() + rows);
+        values.erase(values.begin(), values.begin() + rows * feature_count);
+        products.erase(products.begin(), products.begin() + rows * product_count);
+    }
     // Appends one month for the current customer; returns pointers to fill.
     void add_row(int32_t month_idx, float **value_slot, uint8_t **product_slot) {
         month.push_back(month_idx);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts or stops a private PostgreSQL 15 cluster: its own data directory, port and socket
+# directory, so it never collides with another cluster or a system service.
+#   scripts/pg_cluster.sh start DIR PORT   -> initdb if needed, start, wait until ready
+#   scripts/pg_cluster.sh stop DIR
+# initdb refuses to run as root, so as root the cluster runs as the postgres user.
+set -euo pipefail
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+action=$1
+dir=$(realpath -m "$2")
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$action" in
+start)
+    port=$3
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        as_owner "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 ||
+            { cat "$dir/initdb.log"; exit 1; }
+    fi
+    as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses= -c max_connections=120 -c shared_buffers=512MB -c fsync=off" start >/dev/null ||
+        { tail -n 30 "$dir/server.log"; exit 1; }
+    ;;
+stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_owner "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+*)
+    echo "usage: $0 start DIR PORT | stop DIR" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,304 @@
+-- recsys 0.1.0: model registry, scoring, materialized recommendations, demo data generator.
+\echo Use "CREATE EXTENSION recsys" to load this file. \quit
+
+---------------------------------------------------------------------------------------------
+-- Registry
+---------------------------------------------------------------------------------------------
+
+CREATE TABLE recsys.models (
+    name            text        NOT NULL CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    version         integer     NOT NULL CHECK (version > 0),
+    status          text        NOT NULL DEFAULT 'candidate'
+                                CHECK (status IN ('candidate', 'production', 'archived')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    created_by      name        NOT NULL DEFAULT session_user,
+    model           bytea       NOT NULL,
+    sha256          bytea       NOT NULL,
+    feature_spec    jsonb       NOT NULL,
+    hyperparameters jsonb       NOT NULL DEFAULT '{}',
+    metrics         jsonb       NOT NULL DEFAULT '{}',
+    training_data   jsonb       NOT NULL DEFAULT '{}',
+    description     text,
+    PRIMARY KEY (name, version)
+);
+COMMENT ON TABLE recsys.models IS 'Model registry: one row per model version, with its bytes, checksum, feature spec, hyper-parameters, metrics and training data description';
+-- At most one production version per model name, enforced by the database itself.
+CREATE UNIQUE INDEX models_one_production ON recsys.models (name) WHERE status = 'production';
+
+-- Every registration, promotion and rollback, in order: the audit trail and the memory that
+-- rollback() walks back through.
+CREATE TABLE recsys.model_events (
+    id               bigserial   PRIMARY KEY,
+    name             text        NOT NULL,
+    version          integer     NOT NULL,
+    action           text        NOT NULL CHECK (action IN ('register', 'promote', 'rollback')),
+    previous_version integer,
+    at               timestamptz NOT NULL DEFAULT now(),
+    by               name        NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE recsys.model_events IS 'Audit trail of model registrations, promotions and rollbacks';
+
+-- Registry contents are user data: pg_dump must keep them.
+SELECT pg_catalog.pg_extension_config_dump('recsys.models', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_events', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.model_events_id_seq', '');
+
+-- Scoring reads the registry with the caller's privileges; changing it goes through the
+-- SECURITY DEFINER functions below, whose EXECUTE privilege a DBA grants.
+GRANT SELECT ON recsys.models, recsys.model_events TO PUBLIC;
+
+CREATE FUNCTION recsys.registry_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'recsys_registry_changed' LANGUAGE C;
+-- Any change to the registry invalidates every backend's cached choice of production version.
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON recsys.models
+    FOR EACH STATEMENT EXECUTE FUNCTION recsys.registry_changed();
+
+CREATE FUNCTION recsys.model_spec(model bytea) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'recsys_model_spec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.model_spec(bytea) IS 'Validates model bytes (size, checksum, dimensions) and describes the model without its weights';
+
+CREATE FUNCTION recsys.read_model_file(path text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'recsys_read_model_file' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION recsys.read_model_file(text) IS 'Reads a model file on the database server; requires the privileges of pg_read_server_files';
+
+CREATE FUNCTION recsys.register_model(
+    model_name      text,
+    model           bytea,
+    hyperparameters jsonb DEFAULT '{}',
+    metrics         jsonb DEFAULT '{}',
+    training_data   jsonb DEFAULT '{}',
+    description     text  DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec jsonb;
+    next_version integer;
+BEGIN
+    IF model_name IS NULL OR model IS NULL THEN
+        RAISE EXCEPTION 'model name and model bytes must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    spec := recsys.model_spec(model);  -- refuses corrupt, truncated or inconsistent bytes
+    -- Serialise registrations of one name so that versions are dense and never reused.
+    PERFORM pg_advisory_xact_lock(hashtext('recsys.models'), hashtext(model_name));
+    SELECT coalesce(max(m.version), 0) + 1 INTO next_version FROM recsys.models m WHERE m.name = model_name;
+    INSERT INTO recsys.models (name, version, model, sha256, feature_spec, hyperparameters, metrics,
+                               training_data, description)
+    VALUES (model_name, next_version, model, sha256(model), spec, coalesce(hyperparameters, '{}'),
+            coalesce(metrics, '{}'), coalesce(training_data, '{}'), description);
+    INSERT INTO recsys.model_events (name, version, action) VALUES (model_name, next_version, 'register');
+    RETURN next_version;
+END
+$$;
+COMMENT ON FUNCTION recsys.register_model(text, bytea, jsonb, jsonb, jsonb, text) IS 'Registers model bytes as the next candidate version of a model; returns the version';
+
+CREATE FUNCTION recsys.register_model_file(
+    model_name      text,
+    path            text,
+    hyperparameters jsonb DEFAULT '{}',
+    metrics         jsonb DEFAULT '{}',
+    training_data   jsonb DEFAULT '{}',
+    description     text  DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+-- SECURITY INVOKER on purpose: read_model_file checks the caller's pg_read_server_files.
+RETURN recsys.register_model(model_name, recsys.read_model_file(path), hyperparameters, metrics,
+                             training_data, description);
+COMMENT ON FUNCTION recsys.register_model_file(text, text, jsonb, jsonb, jsonb, text) IS 'Registers a model file on the database server (needs pg_read_server_files)';
+
+CREATE FUNCTION recsys.promote(model_name text, model_version integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    current_version integer;
+BEGIN
+    IF model_name IS NULL OR model_version IS NULL THEN
+        RAISE EXCEPTION 'model name and version must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Lock every version of this model: concurrent promotions and rollbacks queue up.
+    PERFORM 1 FROM recsys.models m WHERE m.name = model_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_name AND m.version = model_version) THEN
+        RAISE EXCEPTION 'model "%" version % does not exist', model_name, model_version
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT m.version INTO current_version FROM recsys.models m
+     WHERE m.name = model_name AND m.status = 'production';
+    IF current_version = model_version THEN
+        RAISE NOTICE 'model "%" version % is already in production', model_name, model_version;
+        RETURN;
+    END IF;
+    UPDATE recsys.models m SET status = 'archived' WHERE m.name = model_name AND m.status = 'production';
+    UPDATE recsys.models m SET status = 'production' WHERE m.name = model_name AND m.version = model_version;
+    INSERT INTO recsys.model_events (name, version, action, previous_version)
+    VALUES (model_name, model_version, 'promote', current_version);
+END
+$$;
+COMMENT ON FUNCTION recsys.promote(text, integer) IS 'Makes a version the production version, atomically and transactionally';
+
+CREATE FUNCTION recsys.rollback(model_name text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    current_version  integer;
+    target_version   integer;
+    target_previous  integer;
+BEGIN
+    IF model_name IS NULL THEN
+        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM 1 FROM recsys.models m WHERE m.name = model_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT m.version INTO current_version FROM recsys.models m
+     WHERE m.name = model_name AND m.status = 'production';
+    IF current_version IS NULL THEN
+        RAISE EXCEPTION 'model "%" has no production version to roll back', model_name
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- The version that was in production before the current one became production.
+    SELECT e.previous_version INTO target_version FROM recsys.model_events e
+     WHERE e.name = model_name AND e.version = current_version AND e.action IN ('promote', 'rollback')
+     ORDER BY e.id DESC LIMIT 1;
+    IF target_version IS NULL THEN
+        RAISE EXCEPTION 'model "%" version % has no earlier production version to roll back to',
+            model_name, current_version USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- Where a second rollback should lead: what preceded the target when it was in production.
+    SELECT e.previous_version INTO target_previous FROM recsys.model_events e
+     WHERE e.name = model_name AND e.version = target_version AND e.action IN ('promote', 'rollback')
+     ORDER BY e.id DESC LIMIT 1;
+    UPDATE recsys.models m SET status = 'archived' WHERE m.name = model_name AND m.version = current_version;
+    UPDATE recsys.models m SET status = 'production' WHERE m.name = model_name AND m.version = target_version;
+    INSERT INTO recsys.model_events (name, version, action, previous_version)
+    VALUES (model_name, target_version, 'rollback', target_previous);
+    RETURN target_version;
+END
+$$;
+COMMENT ON FUNCTION recsys.rollback(text) IS 'Puts the previous production version back into production; returns it';
+
+-- Changing the registry is a privilege: a DBA grants EXECUTE on these to the roles that may.
+REVOKE ALL ON FUNCTION recsys.register_model(text, bytea, jsonb, jsonb, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION recsys.register_model_file(text, text, jsonb, jsonb, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION recsys.promote(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION recsys.rollback(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION recsys.read_model_file(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION recsys.read_model_file(text) TO pg_read_server_files;
+
+---------------------------------------------------------------------------------------------
+-- Scoring
+---------------------------------------------------------------------------------------------
+-- STABLE, not IMMUTABLE: results depend on the registry and the source relation.
+-- Not STRICT: version => NULL means "the production version"; a NULL id, k or model name
+-- gives a NULL result (no rows for the set-returning forms), as a strict function would.
+
+CREATE FUNCTION recsys.recommend(customer_id bigint, k integer DEFAULT 7, model text DEFAULT 'default',
+                                 version integer DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'recsys_recommend' LANGUAGE C STABLE PARALLEL SAFE COST 1000;
+COMMENT ON FUNCTION recsys.recommend(bigint, integer, text, integer) IS 'The k products a customer is most likely to add next month, best first, excluding products already held';
+
+CREATE FUNCTION recsys.recommend_scores(customer_id bigint, k integer DEFAULT 7, model text DEFAULT 'default',
+                                        version integer DEFAULT NULL)
+RETURNS TABLE (rank integer, product text, score real)
+AS 'MODULE_PATHNAME', 'recsys_recommend_scores' LANGUAGE C STABLE PARALLEL SAFE COST 1000 ROWS 7;
+COMMENT ON FUNCTION recsys.recommend_scores(bigint, integer, text, integer) IS 'recommend() as rows: rank, product and probability of adding it next month';
+
+CREATE FUNCTION recsys.score_customer(customer_id bigint, model text DEFAULT 'default', version integer DEFAULT NULL)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'recsys_score_customer' LANGUAGE C STABLE PARALLEL SAFE COST 1000;
+COMMENT ON FUNCTION recsys.score_customer(bigint, text, integer) IS 'Every product''s probability of being added next month, in the model''s product order, held products included';
+
+CREATE FUNCTION recsys.recommend_many(customer_ids bigint[], k integer DEFAULT 7, model text DEFAULT 'default',
+                                      version integer DEFAULT NULL)
+RETURNS TABLE (customer_id bigint, products text[], scores real[])
+AS 'MODULE_PATHNAME', 'recsys_recommend_many' LANGUAGE C STABLE PARALLEL SAFE COST 10000 ROWS 100;
+COMMENT ON FUNCTION recsys.recommend_many(bigint[], integer, text, integer) IS 'recommend() for many customers at once, scored in batches; use it instead of calling recommend() per row';
+
+CREATE FUNCTION recsys.score_all(model text DEFAULT 'default', k integer DEFAULT 7, version integer DEFAULT NULL,
+                                 as_of date DEFAULT NULL)
+RETURNS TABLE (customer_id bigint, model_name text, model_version integer, computed_at timestamptz,
+               products text[], scores real[])
+AS 'MODULE_PATHNAME', 'recsys_score_all' LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 1000000;
+COMMENT ON FUNCTION recsys.score_all(text, integer, integer, date) IS 'Recommendations for every customer of the model''s source relation (snapshots up to as_of), scored in batches; usable as a materialized view''s query';
+
+---------------------------------------------------------------------------------------------
+-- Materialized recommendations
+---------------------------------------------------------------------------------------------
+
+CREATE TABLE recsys.recommendations (
+    model_name    text        NOT NULL,
+    customer_id   bigint      NOT NULL,
+    model_version integer     NOT NULL,
+    computed_at   timestamptz NOT NULL,
+    products      text[]      NOT NULL,
+    scores        real[]      NOT NULL,
+    PRIMARY KEY (model_name, customer_id)
+);
+COMMENT ON TABLE recsys.recommendations IS 'Precomputed recommendations, one row per model and customer, replaced by refresh_recommendations()';
+GRANT SELECT ON recsys.recommendations TO PUBLIC;
+
+CREATE FUNCTION recsys.refresh_recommendations(model text DEFAULT 'default', k integer DEFAULT 7)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    -- One transaction: readers see the old recommendations until the new ones commit.
+    DELETE FROM recsys.recommendations r WHERE r.model_name = model;
+    INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores)
+    SELECT s.model_name, s.customer_id, s.model_version, s.computed_at, s.products, s.scores
+      FROM recsys.score_all(model, k) s;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION recsys.refresh_recommendations(text, integer) IS 'Recomputes recsys.recommendations for one model; returns the number of customers';
+REVOKE ALL ON FUNCTION recsys.refresh_recommendations(text, integer) FROM PUBLIC;
+
+---------------------------------------------------------------------------------------------
+-- Demo and benchmark data
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION recsys.generate_santander(
+    customers      bigint,
+    months         integer DEFAULT 17,
+    seed           bigint  DEFAULT 42,
+    first_customer bigint  DEFAULT 0,
+    first_month    date    DEFAULT '2015-01-28')
+RETURNS TABLE (
+    fecha_dato date, ncodpers bigint, ind_empleado text, pais_residencia text, sexo text, age integer,
+    fecha_alta date, ind_nuevo integer, antiguedad integer, indrel integer, tiprel_1mes text, indresi text,
+    indext text, canal_entrada text, cod_prov integer, ind_actividad_cliente integer,
+    renta double precision, segmento text,
+    ind_ahor_fin_ult1 smallint, ind_aval_fin_ult1 smallint, ind_cco_fin_ult1 smallint,
+    ind_cder_fin_ult1 smallint, ind_cno_fin_ult1 smallint, ind_ctju_fin_ult1 smallint,
+    ind_ctma_fin_ult1 smallint, ind_ctop_fin_ult1 smallint, ind_ctpp_fin_ult1 smallint,
+    ind_deco_fin_ult1 smallint, ind_deme_fin_ult1 smallint, ind_dela_fin_ult1 smallint,
+    ind_ecue_fin_ult1 smallint, ind_fond_fin_ult1 smallint, ind_hip_fin_ult1 smallint,
+    ind_plan_fin_ult1 smallint, ind_pres_fin_ult1 smallint, ind_reca_fin_ult1 smallint,
+    ind_tjcr_fin_ult1 smallint, ind_valo_fin_ult1 smallint, ind_viv_fin_ult1 smallint,
+    ind_nomina_ult1 smallint, ind_nom_pens_ult1 smallint, ind_recibo_ult1 smallint)
+AS 'MODULE_PATHNAME', 'recsys_generate_santander' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION recsys.generate_santander(bigint, integer, bigint, bigint, date) IS 'Deterministic synthetic Santander snapshots with planted signal (docs/generated-data.md); customers first_customer .. first_customer + customers - 1';
+
+---------------------------------------------------------------------------------------------
+-- Model construction
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION recsys.untrained_model(
+    source        text,
+    window_months integer DEFAULT 16,
+    hidden        integer DEFAULT 128,
+    layers        integer DEFAULT 1,
+    seed          bigint  DEFAULT 1,
+    until         date    DEFAULT NULL,
+    id_column     text    DEFAULT 'ncodpers',
+    month_column  text    DEFAULT 'fecha_dato')
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'recsys_untrained_model' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.untrained_model(text, integer, integer, integer, bigint, date, text, text) IS 'A model over a Santander-shaped relation: default features fitted to rows up to until, random weights from seed';

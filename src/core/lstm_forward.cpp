@@ -1,0 +1,87 @@
+#include "lstm_forward.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "activations.h"
+#include "errors.h"
+
+namespace recsys {
+
+LstmForward::LstmForward(const Model &model, size_t max_batch)
+    : model_(model),
+      max_batch_(max_batch),
+      T_(model.window_months),
+      H_(model.hidden),
+      P_(model.product_count()),
+      S_(model.static_width()) {
+    if (max_batch == 0) fail(ErrorKind::InvalidParameter, "batch size must be positive");
+    gates_.resize(T_ * max_batch_ * 4 * H_);
+    seq_a_.resize(model.layers.size() > 1 ? T_ * max_batch_ * H_ : 0);
+    seq_b_.resize(model.layers.size() > 2 ? T_ * max_batch_ * H_ : 0);
+    h_.resize(max_batch_ * H_);
+    c_.resize(max_batch_ * H_);
+    head_in_.resize(max_batch_ * (H_ + S_));
+}
+
+void LstmForward::score(const float *steps, const float *statics, size_t batch, float *scores) {
+    if (batch > max_batch_) fail(ErrorKind::Internal, "batch larger than the scorer's buffers");
+    if (batch == 0) return;
+    const size_t G = 4 * H_;
+    const float *input = steps;
+    size_t input_width = model_.step_width();
+    for (size_t l = 0; l < model_.layers.size(); ++l) {
+        const LstmLayer &layer = model_.layers[l];
+        const bool last_layer = l + 1 == model_.layers.size();
+        float *out_seq = last_layer ? nullptr : (l % 2 == 0 ? seq_a_.data() : seq_b_.data());
+
+        // Input projections of all T steps at once: (T*B x in) x (in x 4H), plus both biases.
+        float *gates = gates_.data();
+        const size_t rows = T_ * batch;
+        for (size_t r = 0; r < rows; ++r) {
+            float *g = gates + r * G;
+            for (size_t j = 0; j < G; ++j) g[j] = layer.b_ih[j] + layer.b_hh[j];
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(G), int(input_width), 1.0f, input,
+                    int(input_width), layer.w_ih.data(), int(input_width), 1.0f, gates, int(G));
+
+        std::fill(h_.begin(), h_.begin() + batch * H_, 0.0f);
+        std::fill(c_.begin(), c_.begin() + batch * H_, 0.0f);
+        for (size_t t = 0; t < T_; ++t) {
+            float *g = gates + t * batch * G;
+            if (t > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(batch), int(G), int(H_), 1.0f, h_.data(),
+                            int(H_), layer.w_hh.data(), int(H_), 1.0f, g, int(G));
+            for (size_t b = 0; b < batch; ++b) {
+                float *gb = g + b * G;  // [i | f | g | o], each H wide
+                sigmoid_inplace(gb, 2 * H_);
+                tanh_inplace(gb + 2 * H_, H_);
+                sigmoid_inplace(gb + 3 * H_, H_);
+                float *c = c_.data() + b * H_;
+                float *h = h_.data() + b * H_;
+                for (size_t j = 0; j < H_; ++j) c[j] = gb[H_ + j] * c[j] + gb[j] * gb[2 * H_ + j];
+                std::memcpy(h, c, H_ * sizeof(float));
+                tanh_inplace(h, H_);
+                for (size_t j = 0; j < H_; ++j) h[j] *= gb[3 * H_ + j];
+            }
+            if (out_seq) std::memcpy(out_seq + t * batch * H_, h_.data(), batch * H_ * sizeof(float));
+        }
+        input = out_seq;
+        input_width = H_;
+    }
+
+    // Head: sigmoid([h_T, statics] W^T + b).
+    const size_t D = H_ + S_;
+    for (size_t b = 0; b < batch; ++b) {
+        std::memcpy(head_in_.data() + b * D, h_.data() + b * H_, H_ * sizeof(float));
+        if (S_) std::memcpy(head_in_.data() + b * D + H_, statics + b * S_, S_ * sizeof(float));
+        std::memcpy(scores + b * P_, model_.dense_b.data(), P_ * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(batch), int(P_), int(D), 1.0f, head_in_.data(), int(D),
+                model_.dense_w.data(), int(D), 1.0f, scores, int(P_));
+    sigmoid_inplace(scores, batch * P_);
+}
+
+}  // namespace recsys

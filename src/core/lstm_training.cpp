@@ -1,0 +1,463 @@
+// Training the LSTM recommender: forward pass with caches, backpropagation through time,
+// global-norm gradient clipping and Adam.
+//
+// Layout (all time-major, as LstmForward and FeatureEncoder use): for layer l the caches hold,
+// for every step t and customer b, the activated gates [i | f | g | o] (4H), the cell state c_t,
+// tanh(c_t) and the hidden output h_t (H each). The forward pass issues exactly the same BLAS
+// calls as LstmForward::score (same shapes, same order, same activation functions), so its scores
+// match the scorer's.
+//
+// Backward, per layer from the top: one elementwise pass per step turns dh_t, dc_t into the gate
+// gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); the
+// weight gradients are then single GEMMs over all T*B rows: dW_ih = dGᵀ X, dW_hh = dG[1..]ᵀ h[..T-2],
+// and the input gradient passed to the layer below is dX = dG W_ih. Bias gradients are column sums
+// accumulated in double.
+//
+// Determinism: every reduction runs in a fixed order, so the same inputs, weights and seed give
+// bit-identical results for a fixed BLAS thread count (OpenBLAS may partition GEMMs differently
+// for another thread count; the unit tests call openblas_set_num_threads(1)).
+#include "lstm_training.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "activations.h"
+#include "errors.h"
+
+namespace recsys {
+
+// ---------------------------------------------------------------------------------------------
+// ModelGradients
+
+ModelGradients::ModelGradients(const Model &model) {
+    const size_t H = model.hidden;
+    const size_t G = 4 * H;
+    layers.resize(model.layers.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+        layers[l].w_ih.assign(G * model.layer_input_width(l), 0.0f);
+        layers[l].w_hh.assign(G * H, 0.0f);
+        layers[l].b_ih.assign(G, 0.0f);
+        layers[l].b_hh.assign(G, 0.0f);
+    }
+    dense_w.assign(size_t(model.product_count()) * (H + model.static_width()), 0.0f);
+    dense_b.assign(model.product_count(), 0.0f);
+}
+
+namespace {
+
+template <typename F>
+void for_each_tensor(ModelGradients &g, F &&f) {
+    for (auto &layer : g.layers) {
+        f(layer.w_ih);
+        f(layer.w_hh);
+        f(layer.b_ih);
+        f(layer.b_hh);
+    }
+    f(g.dense_w);
+    f(g.dense_b);
+}
+
+template <typename F>
+void for_each_tensor(Model &m, F &&f) {
+    for (auto &layer : m.layers) {
+        f(layer.w_ih);
+        f(layer.w_hh);
+        f(layer.b_ih);
+        f(layer.b_hh);
+    }
+    f(m.dense_w);
+    f(m.dense_b);
+}
+
+double sum_squares(const std::vector<float> &v) {
+    double s = 0.0;
+    for (float x : v) s += double(x) * double(x);
+    return s;
+}
+
+// splitmix64 (Steele, Lea, Flood 2014): a tiny, well-mixed, fully specified generator.
+struct SplitMix64 {
+    uint64_t state;
+    uint64_t next() {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    // Uniform in [-k, k): 24 random bits, exactly representable as a float fraction.
+    float uniform(double k) {
+        const double u = double(next() >> 40) * (1.0 / 16777216.0);
+        return float((2.0 * u - 1.0) * k);
+    }
+};
+
+void fill_uniform(std::vector<float> &v, size_t n, double k, SplitMix64 &rng) {
+    v.resize(n);
+    for (auto &x : v) x = rng.uniform(k);
+}
+
+void check_shape(const std::vector<float> &v, size_t expected, const char *what) {
+    if (v.size() != expected)
+        fail(ErrorKind::Internal, "model weights do not match the model's dimensions",
+             std::string(what) + " has " + std::to_string(v.size()) + " values, expected " +
+                 std::to_string(expected) + ".");
+}
+
+}  // namespace
+
+void ModelGradients::zero() {
+    for_each_tensor(*this, [](std::vector<float> &v) { std::fill(v.begin(), v.end(), 0.0f); });
+}
+
+double ModelGradients::squared_norm() const {
+    double s = 0.0;
+    for (const auto &layer : layers)
+        s += sum_squares(layer.w_ih) + sum_squares(layer.w_hh) + sum_squares(layer.b_ih) + sum_squares(layer.b_hh);
+    return s + sum_squares(dense_w) + sum_squares(dense_b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Initialisation
+
+void initialize_weights(Model &model, uint64_t seed) {
+    if (model.layers.empty() || model.hidden == 0 || model.product_count() == 0)
+        fail(ErrorKind::InvalidParameter, "cannot initialise a model without layers, hidden units or products");
+    SplitMix64 rng{seed};
+    const size_t H = model.hidden;
+    const size_t G = 4 * H;
+    const double k = 1.0 / std::sqrt(double(H));
+    for (size_t l = 0; l < model.layers.size(); ++l) {
+        LstmLayer &layer = model.layers[l];
+        fill_uniform(layer.w_ih, G * model.layer_input_width(l), k, rng);
+        fill_uniform(layer.w_hh, G * H, k, rng);
+        fill_uniform(layer.b_ih, G, k, rng);
+        fill_uniform(layer.b_hh, G, k, rng);
+    }
+    const size_t D = H + model.static_width();
+    const double kd = 1.0 / std::sqrt(double(D));
+    fill_uniform(model.dense_w, size_t(model.product_count()) * D, kd, rng);
+    fill_uniform(model.dense_b, model.product_count(), kd, rng);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trainer state
+
+struct LstmTrainer::State {
+    size_t T = 0, H = 0, P = 0, S = 0, L = 0;
+    // Forward caches, per layer: T x max_batch x {4H, H, H, H}.
+    std::vector<std::vector<float>> acts, cells, tanh_cells, hidden;
+    std::vector<float> head_in;  // max_batch x (H + S)
+    std::vector<float> logits;   // max_batch x P
+    std::vector<float> scores;   // max_batch x P
+    size_t last_batch = 0;
+    // Backward buffers.
+    std::vector<float> dlogits;      // max_batch x P
+    std::vector<float> dgates;       // T x max_batch x 4H (one layer at a time)
+    std::vector<float> dh, dc;       // max_batch x H
+    std::vector<float> dx_a, dx_b;   // T x max_batch x H: gradient w.r.t. a layer's input sequence
+    std::vector<double> bias_acc;    // 4H, or P
+    // Adam moments, shaped like the weights.
+    ModelGradients m, v;
+    size_t steps = 0;
+
+    State(const Model &model, size_t B) : m(model), v(model) {
+        T = model.window_months;
+        H = model.hidden;
+        P = model.product_count();
+        S = model.static_width();
+        L = model.layers.size();
+        const size_t G = 4 * H;
+        acts.resize(L);
+        cells.resize(L);
+        tanh_cells.resize(L);
+        hidden.resize(L);
+        for (size_t l = 0; l < L; ++l) {
+            acts[l].resize(T * B * G);
+            cells[l].resize(T * B * H);
+            tanh_cells[l].resize(T * B * H);
+            hidden[l].resize(T * B * H);
+        }
+        head_in.resize(B * (H + S));
+        logits.resize(B * P);
+        scores.resize(B * P);
+        dlogits.resize(B * P);
+        dgates.resize(T * B * G);
+        dh.resize(B * H);
+        dc.resize(B * H);
+        if (L > 1) dx_a.resize(T * B * H);
+        if (L > 2) dx_b.resize(T * B * H);
+        bias_acc.resize(std::max(G, P));
+    }
+};
+
+LstmTrainer::LstmTrainer(Model &model, size_t max_batch, AdamOptions options)
+    : model_(model), max_batch_(max_batch), options_(options) {
+    if (max_batch == 0) fail(ErrorKind::InvalidParameter, "batch size must be positive");
+    if (model.layers.empty() || model.hidden == 0 || model.window_months == 0 || model.product_count() == 0)
+        fail(ErrorKind::InvalidParameter, "the model needs a window, hidden units, products and LSTM layers");
+    if (!(options.learning_rate > 0.0f) || !(options.beta1 >= 0.0f && options.beta1 < 1.0f) ||
+        !(options.beta2 >= 0.0f && options.beta2 < 1.0f) || !(options.epsilon >= 0.0f))
+        fail(ErrorKind::InvalidParameter, "invalid Adam options");
+    const size_t H = model.hidden, G = 4 * H;
+    for (size_t l = 0; l < model.layers.size(); ++l) {
+        const LstmLayer &layer = model.layers[l];
+        check_shape(layer.w_ih, G * model.layer_input_width(l), "w_ih");
+        check_shape(layer.w_hh, G * H, "w_hh");
+        check_shape(layer.b_ih, G, "b_ih");
+        check_shape(layer.b_hh, G, "b_hh");
+    }
+    check_shape(model.dense_w, size_t(model.product_count()) * (H + model.static_width()), "dense_w");
+    check_shape(model.dense_b, model.product_count(), "dense_b");
+    state_ = std::make_shared<State>(model, max_batch);
+}
+
+const float *LstmTrainer::last_scores() const { return state_->scores.data(); }
+
+size_t LstmTrainer::steps_taken() const { return state_->steps; }
+
+// ---------------------------------------------------------------------------------------------
+// Forward and backward
+
+double LstmTrainer::forward_backward(const float *steps, const float *statics, const float *labels,
+                                     const float *mask, size_t batch, ModelGradients &grads) {
+    if (batch > max_batch_) fail(ErrorKind::Internal, "batch larger than the trainer's buffers");
+    State &st = *state_;
+    const size_t T = st.T, H = st.H, P = st.P, S = st.S, L = st.L, G = 4 * H, D = H + S;
+    const size_t B = batch;
+    const int iB = int(B), iH = int(H), iG = int(G), iP = int(P), iD = int(D);
+    st.last_batch = B;
+    if (grads.layers.size() != L) fail(ErrorKind::Internal, "gradients do not match the model");
+    if (B == 0) {
+        grads.zero();
+        return 0.0;
+    }
+
+    // ---- Forward, keeping every activation (same BLAS calls as LstmForward::score).
+    const float *input = steps;
+    size_t input_width = model_.step_width();
+    for (size_t l = 0; l < L; ++l) {
+        const LstmLayer &layer = model_.layers[l];
+        float *gates = st.acts[l].data();
+        float *cells = st.cells[l].data();
+        float *tcs = st.tanh_cells[l].data();
+        float *hs = st.hidden[l].data();
+        const size_t rows = T * B;
+        for (size_t r = 0; r < rows; ++r) {
+            float *g = gates + r * G;
+            for (size_t j = 0; j < G; ++j) g[j] = layer.b_ih[j] + layer.b_hh[j];
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), iG, int(input_width), 1.0f, input,
+                    int(input_width), layer.w_ih.data(), int(input_width), 1.0f, gates, iG);
+        for (size_t t = 0; t < T; ++t) {
+            float *g = gates + t * B * G;
+            const float *h_prev = t > 0 ? hs + (t - 1) * B * H : nullptr;
+            const float *c_prev = t > 0 ? cells + (t - 1) * B * H : nullptr;
+            if (t > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, iG, iH, 1.0f, h_prev, iH,
+                            layer.w_hh.data(), iH, 1.0f, g, iG);
+            for (size_t b = 0; b < B; ++b) {
+                float *gb = g + b * G;
+                sigmoid_inplace(gb, 2 * H);
+                tanh_inplace(gb + 2 * H, H);
+                sigmoid_inplace(gb + 3 * H, H);
+                float *c = cells + (t * B + b) * H;
+                float *tc = tcs + (t * B + b) * H;
+                float *h = hs + (t * B + b) * H;
+                if (c_prev) {
+                    const float *cp = c_prev + b * H;
+                    for (size_t j = 0; j < H; ++j) c[j] = gb[H + j] * cp[j] + gb[j] * gb[2 * H + j];
+                } else {
+                    // Same expression as the scorer's with c = 0, so the bits agree.
+                    for (size_t j = 0; j < H; ++j) c[j] = gb[H + j] * 0.0f + gb[j] * gb[2 * H + j];
+                }
+                std::memcpy(tc, c, H * sizeof(float));
+                tanh_inplace(tc, H);
+                for (size_t j = 0; j < H; ++j) h[j] = tc[j] * gb[3 * H + j];
+            }
+        }
+        input = hs;
+        input_width = H;
+    }
+
+    // Head: logits = [h_T, statics] W^T + b.
+    const float *h_last = st.hidden[L - 1].data() + (T - 1) * B * H;
+    float *head_in = st.head_in.data();
+    float *z = st.logits.data();
+    for (size_t b = 0; b < B; ++b) {
+        std::memcpy(head_in + b * D, h_last + b * H, H * sizeof(float));
+        if (S) std::memcpy(head_in + b * D + H, statics + b * S, S * sizeof(float));
+        std::memcpy(z + b * P, model_.dense_b.data(), P * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, iP, iD, 1.0f, head_in, iD, model_.dense_w.data(), iD,
+                1.0f, z, iP);
+    float *scores = st.scores.data();
+    std::memcpy(scores, z, B * P * sizeof(float));
+    sigmoid_inplace(scores, B * P);
+
+    // ---- Loss: mean BCE over the masked entries, from the logits (stable form).
+    double count = 0.0;
+    for (size_t i = 0; i < B * P; ++i) count += double(mask[i]);
+    if (!(count > 0.0)) {
+        grads.zero();
+        return 0.0;
+    }
+    double loss = 0.0;
+    float *dz = st.dlogits.data();
+    const double inv_count = 1.0 / count;
+    for (size_t i = 0; i < B * P; ++i) {
+        if (mask[i] == 0.0f) {
+            dz[i] = 0.0f;
+            continue;
+        }
+        const double zi = double(z[i]);
+        const double bce = std::max(zi, 0.0) - zi * double(labels[i]) + std::log1p(std::exp(-std::fabs(zi)));
+        loss += double(mask[i]) * bce;
+        dz[i] = float((double(scores[i]) - double(labels[i])) * double(mask[i]) * inv_count);
+    }
+    loss *= inv_count;
+
+    // ---- Backward: head.
+    // dense_w (P x D) = dzᵀ (P x B) · head_in (B x D); dense_b = column sums of dz.
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iP, iD, iB, 1.0f, dz, iP, head_in, iD, 0.0f,
+                grads.dense_w.data(), iD);
+    {
+        double *acc = st.bias_acc.data();
+        std::fill(acc, acc + P, 0.0);
+        for (size_t b = 0; b < B; ++b)
+            for (size_t p = 0; p < P; ++p) acc[p] += double(dz[b * P + p]);
+        for (size_t p = 0; p < P; ++p) grads.dense_b[p] = float(acc[p]);
+    }
+    // dh_T of the last layer = dz (B x P) · dense_w[:, :H] (P x H).
+    float *dh = st.dh.data();
+    float *dc = st.dc.data();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iH, iP, 1.0f, dz, iP, model_.dense_w.data(), iD, 0.0f,
+                dh, iH);
+
+    // ---- Backward through time, layer by layer from the top.
+    float *dgates = st.dgates.data();
+    const float *dx_above = nullptr;  // T x B x H: gradient w.r.t. this layer's outputs from above
+    for (size_t li = L; li-- > 0;) {
+        const LstmLayer &layer = model_.layers[li];
+        LstmLayer &glayer = grads.layers[li];
+        const float *gates = st.acts[li].data();
+        const float *cells = st.cells[li].data();
+        const float *tcs = st.tanh_cells[li].data();
+        const float *hs = st.hidden[li].data();
+        const size_t in_w = li == 0 ? model_.step_width() : H;
+        const float *x = li == 0 ? steps : st.hidden[li - 1].data();
+
+        std::fill(dc, dc + B * H, 0.0f);
+        if (li + 1 < L) std::fill(dh, dh + B * H, 0.0f);  // top layer: dh holds the head's gradient
+        for (size_t t = T; t-- > 0;) {
+            const float *above = dx_above ? dx_above + t * B * H : nullptr;
+            for (size_t b = 0; b < B; ++b) {
+                const float *gb = gates + (t * B + b) * G;
+                const float *tc = tcs + (t * B + b) * H;
+                const float *cp = t > 0 ? cells + ((t - 1) * B + b) * H : nullptr;
+                float *dgb = dgates + (t * B + b) * G;
+                float *dhb = dh + b * H;
+                float *dcb = dc + b * H;
+                const float *ab = above ? above + b * H : nullptr;
+                for (size_t j = 0; j < H; ++j) {
+                    const float hgrad = ab ? dhb[j] + ab[j] : dhb[j];
+                    const float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
+                    const float tcj = tc[j];
+                    const float dcj = dcb[j] + hgrad * og * (1.0f - tcj * tcj);
+                    const float cpj = cp ? cp[j] : 0.0f;
+                    dgb[j] = dcj * gg * ig * (1.0f - ig);
+                    dgb[H + j] = dcj * cpj * fg * (1.0f - fg);
+                    dgb[2 * H + j] = dcj * ig * (1.0f - gg * gg);
+                    dgb[3 * H + j] = hgrad * tcj * og * (1.0f - og);
+                    dcb[j] = dcj * fg;
+                }
+            }
+            // dh_{t-1} = dG_t (B x 4H) · W_hh (4H x H).
+            if (t > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iH, iG, 1.0f, dgates + t * B * G, iG,
+                            layer.w_hh.data(), iH, 0.0f, dh, iH);
+        }
+
+        // Weight gradients as single GEMMs over all steps.
+        const int rows = int(T * B);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iG, int(in_w), rows, 1.0f, dgates, iG, x, int(in_w),
+                    0.0f, glayer.w_ih.data(), int(in_w));
+        if (T > 1)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iG, iH, int((T - 1) * B), 1.0f, dgates + B * G, iG,
+                        hs, iH, 0.0f, glayer.w_hh.data(), iH);
+        else
+            std::fill(glayer.w_hh.begin(), glayer.w_hh.end(), 0.0f);
+        {
+            double *acc = st.bias_acc.data();
+            std::fill(acc, acc + G, 0.0);
+            for (size_t r = 0; r < T * B; ++r) {
+                const float *dg = dgates + r * G;
+                for (size_t j = 0; j < G; ++j) acc[j] += double(dg[j]);
+            }
+            for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
+        }
+
+        // Gradient w.r.t. this layer's input sequence, for the layer below: dX = dG · W_ih.
+        if (li > 0) {
+            float *dx = (dx_above == st.dx_a.data()) ? st.dx_b.data() : st.dx_a.data();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, iH, iG, 1.0f, dgates, iG, layer.w_ih.data(),
+                        iH, 0.0f, dx, iH);
+            dx_above = dx;
+        }
+    }
+    return loss;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clipping and Adam (as torch.nn.utils.clip_grad_norm_ and torch.optim.Adam, weight_decay 0)
+
+double LstmTrainer::adam_step(ModelGradients &grads) {
+    State &st = *state_;
+    if (grads.layers.size() != model_.layers.size()) fail(ErrorKind::Internal, "gradients do not match the model");
+    const double norm = std::sqrt(grads.squared_norm());
+    if (options_.clip_norm > 0.0f) {
+        const double coef = double(options_.clip_norm) / (norm + 1e-6);
+        if (coef < 1.0) {
+            const float c = float(coef);
+            for_each_tensor(grads, [c](std::vector<float> &g) {
+                for (auto &x : g) x *= c;
+            });
+        }
+    }
+
+    st.steps += 1;
+    const double b1 = options_.beta1, b2 = options_.beta2;
+    const double bc1 = 1.0 - std::pow(b1, double(st.steps));
+    const double bc2 = 1.0 - std::pow(b2, double(st.steps));
+    const float step_size = float(double(options_.learning_rate) / bc1);
+    const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
+    const float fb1 = options_.beta1, fb2 = options_.beta2, eps = options_.epsilon;
+
+    // Walk weights, gradients and both moments in the same tensor order.
+    std::vector<std::vector<float> *> w, g, m, v;
+    for_each_tensor(model_, [&](std::vector<float> &x) { w.push_back(&x); });
+    for_each_tensor(grads, [&](std::vector<float> &x) { g.push_back(&x); });
+    for_each_tensor(st.m, [&](std::vector<float> &x) { m.push_back(&x); });
+    for_each_tensor(st.v, [&](std::vector<float> &x) { v.push_back(&x); });
+    for (size_t k = 0; k < w.size(); ++k) {
+        const size_t n = w[k]->size();
+        if (g[k]->size() != n) fail(ErrorKind::Internal, "gradients do not match the model");
+        float *wp = w[k]->data();
+        const float *gp = g[k]->data();
+        float *mp = m[k]->data();
+        float *vp = v[k]->data();
+        for (size_t i = 0; i < n; ++i) {
+            const float gi = gp[i];
+            mp[i] = fb1 * mp[i] + (1.0f - fb1) * gi;
+            vp[i] = fb2 * vp[i] + (1.0f - fb2) * gi * gi;
+            const float denom = std::sqrt(vp[i]) * inv_sqrt_bc2 + eps;
+            wp[i] -= step_size * (mp[i] / denom);
+        }
+    }
+    return norm;
+}
+
+}  // namespace recsys

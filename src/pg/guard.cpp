@@ -1,0 +1,67 @@
+#include "guard.h"
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace recsys::pg {
+
+namespace {
+
+int sqlstate_of(ErrorKind kind) {
+    switch (kind) {
+        case ErrorKind::InvalidParameter: return ERRCODE_INVALID_PARAMETER_VALUE;
+        case ErrorKind::DataException: return ERRCODE_DATA_EXCEPTION;
+        case ErrorKind::CorruptModel: return ERRCODE_DATA_CORRUPTED;
+        case ErrorKind::ProgramLimit: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+        case ErrorKind::Internal: return ERRCODE_INTERNAL_ERROR;
+    }
+    return ERRCODE_INTERNAL_ERROR;
+}
+
+// Fixed buffers: copying the message must not allocate while a C++ exception is alive,
+// because an allocation failure there would longjmp out of a catch block.
+struct PendingError {
+    int sqlstate = ERRCODE_INTERNAL_ERROR;
+    char message[1024] = {0};
+    char detail[2048] = {0};
+    char hint[1024] = {0};
+
+    void set(int code, const char *msg, const char *det, const char *hnt) {
+        sqlstate = code;
+        snprintf(message, sizeof message, "%s", msg);
+        snprintf(detail, sizeof detail, "%s", det);
+        snprintf(hint, sizeof hint, "%s", hnt);
+    }
+};
+
+}  // namespace
+
+Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo)) {
+    ErrorData *postgres_error = nullptr;
+    PendingError pending;
+    try {
+        return body(fcinfo);
+    } catch (const PgError &e) {
+        postgres_error = e.edata();
+    } catch (const SqlError &e) {
+        pending.set(e.sqlstate(), e.what(), e.detail().c_str(), e.hint().c_str());
+    } catch (const recsys::Error &e) {
+        pending.set(sqlstate_of(e.kind()), e.what(), e.detail().c_str(), e.hint().c_str());
+    } catch (const std::bad_alloc &) {
+        pending.set(ERRCODE_OUT_OF_MEMORY, "out of memory", "recsys could not allocate memory.", "");
+    } catch (const std::exception &e) {
+        pending.set(ERRCODE_INTERNAL_ERROR, e.what(), "An unexpected C++ exception reached the entry guard.", "");
+        snprintf(pending.detail, sizeof pending.detail, "Unexpected C++ exception in %s.", function_name);
+    } catch (...) {
+        pending.set(ERRCODE_INTERNAL_ERROR, "unexpected C++ exception", function_name, "");
+    }
+    // Every C++ frame below this one is gone; PostgreSQL may longjmp from here.
+    if (postgres_error) ReThrowError(postgres_error);
+    ereport(ERROR, (errcode(pending.sqlstate), errmsg("%s", pending.message),
+                    pending.detail[0] ? errdetail("%s", pending.detail) : 0,
+                    pending.hint[0] ? errhint("%s", pending.hint) : 0));
+    pg_unreachable();
+}
+
+}  // namespace recsys::pg

@@ -1,0 +1,114 @@
+// The two guards between C++ and PostgreSQL (docs/cpp-in-postgres.md).
+//
+// 1. PostgreSQL -> C++: every SQL-callable function is defined with RECSYS_FUNCTION. Its
+//    body runs inside try/catch; a C++ exception becomes ereport(ERROR) with a SQLSTATE
+//    only after every C++ frame is gone, so no exception ever reaches PostgreSQL.
+// 2. C++ -> PostgreSQL: any PostgreSQL call that may raise an error (palloc, SPI, detoast,
+//    CHECK_FOR_INTERRUPTS) runs through pg_call(). It catches the longjmp in its own
+//    frame, copies the error, and rethrows it as PgError, so ereport never longjmps over a
+//    C++ frame that owns resources. The entry guard re-raises the original error intact.
+//
+// Rules for code inside a pg_call lambda: no locals with destructors, no throw/return out
+// of PG_TRY (pg_call catches C++ exceptions from the lambda and rethrows them after
+// PG_END_TRY).
+#pragma once
+
+#include "postgres_headers.h"
+
+#include <exception>
+#include <type_traits>
+
+#include "errors.h"
+
+namespace recsys::pg {
+
+// A PostgreSQL error carried through C++ frames; the entry guard rethrows it.
+class PgError : public std::exception {
+public:
+    explicit PgError(ErrorData *edata) : edata_(edata) {}
+    ErrorData *edata() const noexcept { return edata_; }
+    const char *what() const noexcept override { return edata_ && edata_->message ? edata_->message : "error"; }
+
+private:
+    ErrorData *edata_;
+};
+
+template <typename Fn>
+auto pg_call(Fn &&fn) -> decltype(fn()) {
+    using Result = decltype(fn());
+    MemoryContext caller_context = CurrentMemoryContext;
+    ErrorData *volatile edata = nullptr;
+    std::exception_ptr cpp_error;
+    if constexpr (std::is_void_v<Result>) {
+        PG_TRY();
+        {
+            try {
+                fn();
+            } catch (...) {
+                cpp_error = std::current_exception();
+            }
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(caller_context);
+            edata = CopyErrorData();
+            FlushErrorState();
+        }
+        PG_END_TRY();
+        if (edata) throw PgError(edata);
+        if (cpp_error) std::rethrow_exception(cpp_error);
+    } else {
+        Result result{};
+        PG_TRY();
+        {
+            try {
+                result = fn();
+            } catch (...) {
+                cpp_error = std::current_exception();
+            }
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(caller_context);
+            edata = CopyErrorData();
+            FlushErrorState();
+        }
+        PG_END_TRY();
+        if (edata) throw PgError(edata);
+        if (cpp_error) std::rethrow_exception(cpp_error);
+        return result;
+    }
+}
+
+// Polls for a cancel or statement_timeout; only enters PostgreSQL when one is pending.
+inline void check_for_interrupts() {
+    if (unlikely(InterruptPending)) pg_call([] { CHECK_FOR_INTERRUPTS(); });
+}
+
+// An error raised by the glue itself, with an explicit SQLSTATE.
+class SqlError : public std::exception {
+public:
+    SqlError(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
+        : sqlstate_(sqlstate), message_(std::move(message)), detail_(std::move(detail)), hint_(std::move(hint)) {}
+    int sqlstate() const noexcept { return sqlstate_; }
+    const char *what() const noexcept override { return message_.c_str(); }
+    const std::string &detail() const noexcept { return detail_; }
+    const std::string &hint() const noexcept { return hint_; }
+
+private:
+    int sqlstate_;
+    std::string message_, detail_, hint_;
+};
+
+Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo));
+
+}  // namespace recsys::pg
+
+// Defines an SQL-callable C function whose body is C++ guarded by run_guarded().
+#define RECSYS_FUNCTION(name)                                                                       \
+    static Datum name##_body(FunctionCallInfo fcinfo);                                              \
+    extern "C" {                                                                                    \
+    PG_FUNCTION_INFO_V1(name);                                                                      \
+    Datum name(PG_FUNCTION_ARGS) { return recsys::pg::run_guarded(#name, fcinfo, name##_body); }    \
+    }                                                                                               \
+    static Datum name##_body(FunctionCallInfo fcinfo)

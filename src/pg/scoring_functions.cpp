@@ -1,0 +1,320 @@
+// SQL-callable scoring: recommend(), recommend_scores(), score_customer() for one customer,
+// recommend_many() and score_all() for many customers in GEMM batches.
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "guard.h"
+#include "model_cache.h"
+#include "ranking.h"
+#include "settings.h"
+
+using namespace recsys;
+using namespace recsys::pg;
+
+namespace {
+
+std::string text_arg(FunctionCallInfo fcinfo, int n) {
+    return pg_call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
+}
+
+// version argument: NULL means the production version.
+int32_t version_arg(FunctionCallInfo fcinfo, int n) {
+    if (PG_ARGISNULL(n)) return -1;
+    const int32_t v = PG_GETARG_INT32(n);
+    if (v <= 0)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "model version must be a positive integer, not " + std::to_string(v),
+                       "", "Pass version => NULL to use the production version.");
+    return v;
+}
+
+void check_k(int32_t k, const LoadedModel *m) {
+    if (k < 1)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "k must be at least 1, not " + std::to_string(k));
+    if (m && uint32_t(k) > m->model.product_count())
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       "k is " + std::to_string(k) + ", but model \"" + m->name + "\" ranks only " +
+                           std::to_string(m->model.product_count()) + " products",
+                       "", "Ask for at most " + std::to_string(m->model.product_count()) + " products.");
+}
+
+void spi_connect() {
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    });
+}
+void spi_finish() { pg_call([] { SPI_finish(); }); }
+
+// Scores one customer into m.scores / m.held with the model's preallocated buffers.
+void score_single(LoadedModel &m, int64_t customer_id) {
+    if (!m.reader->read_customer(customer_id, m.history))
+        throw SqlError(ERRCODE_NO_DATA_FOUND,
+                       "customer " + std::to_string(customer_id) + " has no snapshots in " + m.reader->relation_name(),
+                       "Model \"" + m.name + "\" version " + std::to_string(m.version) +
+                           " scores customers from their monthly snapshots in that relation.",
+                       "Check the id, or load the customer's snapshots first.");
+    m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data());
+    m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data());
+}
+
+Datum text_array(const std::vector<std::string> &names, const std::vector<Ranked> &ranked) {
+    return pg_call([&] {
+        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (ranked.size() + 1)));
+        for (size_t i = 0; i < ranked.size(); ++i) elems[i] = CStringGetTextDatum(names[ranked[i].product].c_str());
+        return PointerGetDatum(construct_array(elems, int(ranked.size()), TEXTOID, -1, false, TYPALIGN_INT));
+    });
+}
+
+Datum real_array(const float *values, size_t n) {
+    return pg_call([&] {
+        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n + 1)));
+        for (size_t i = 0; i < n; ++i) elems[i] = Float4GetDatum(values[i]);
+        return PointerGetDatum(construct_array(elems, int(n), FLOAT4OID, 4, true, TYPALIGN_INT));
+    });
+}
+
+struct OneCustomerCall {
+    std::shared_ptr<LoadedModel> model;
+    std::vector<Ranked> ranked;
+};
+
+// The common part of the single-customer functions (arguments: id, k, model, version).
+OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k) {
+    const int64_t id = PG_GETARG_INT64(0);
+    const int32_t k = use_k ? PG_GETARG_INT32(1) : 0;
+    const int model_arg = use_k ? 2 : 1;
+    const std::string name = text_arg(fcinfo, model_arg);
+    const int32_t version = version_arg(fcinfo, model_arg + 1);
+    if (use_k) check_k(k, nullptr);
+    spi_connect();
+    OneCustomerCall call;
+    call.model = acquire_model(name, version);
+    if (use_k) check_k(k, call.model.get());
+    score_single(*call.model, id);
+    if (use_k)
+        call.ranked = top_k(call.model->scores.data(), call.model->held.data(), call.model->model.product_count(), uint32_t(k));
+    spi_finish();
+    return call;
+}
+
+}  // namespace
+
+// recsys.recommend(customer_id, k, model, version) -> text[]
+RECSYS_FUNCTION(recsys_recommend) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
+    OneCustomerCall call = score_one_from_args(fcinfo, true);
+    return text_array(call.model->model.products, call.ranked);
+}
+
+// recsys.score_customer(customer_id, model, version) -> real[]: every product's probability,
+// in the model's product order, held products included.
+RECSYS_FUNCTION(recsys_score_customer) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) PG_RETURN_NULL();
+    OneCustomerCall call = score_one_from_args(fcinfo, false);
+    return real_array(call.model->scores.data(), call.model->scores.size());
+}
+
+// recsys.recommend_scores(customer_id, k, model, version) -> TABLE(rank, product, score)
+RECSYS_FUNCTION(recsys_recommend_scores) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
+    OneCustomerCall call = score_one_from_args(fcinfo, true);
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (size_t i = 0; i < call.ranked.size(); ++i) {
+        const Ranked r = call.ranked[i];
+        const std::string &product = call.model->model.products[r.product];
+        pg_call([&] {
+            Datum values[3] = {Int32GetDatum(int32(i + 1)), CStringGetTextDatum(product.c_str()), Float4GetDatum(r.score)};
+            bool nulls[3] = {false, false, false};
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        });
+    }
+    return (Datum)0;
+}
+
+namespace {
+
+// Streams the rows of `sql` (built by SourceReader::batch_query) through the model in
+// batches of recsys.batch_size customers, calling emit(customer, ranked, scores) for each.
+template <typename Emit>
+void score_stream(LoadedModel &m, const std::string &sql, int nargs, Oid *types, Datum *args, uint32_t k, Emit emit) {
+    const size_t B = size_t(settings::batch_size);
+    const size_t T = m.model.window_months, P = m.model.product_count();
+    LstmForward forward(m.model, B);
+    std::vector<float> steps(T * B * m.encoder->step_width()), statics(B * m.encoder->static_width()), scores(B * P);
+    std::vector<uint8_t> held(B * P);
+    std::vector<int32_t> end_month(B);
+    HistoryBatch history;
+    history.reset(m.model.features.size(), P);
+
+    auto score_customers = [&](size_t count) {
+        for (size_t first = 0; first < count; first += B) {
+            const size_t n = std::min(B, count - first);
+            m.encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(), end_month.data());
+            forward.score(steps.data(), statics.data(), n, scores.data());
+            for (size_t b = 0; b < n; ++b) {
+                const auto ranked = top_k(scores.data() + b * P, held.data() + b * P, uint32_t(P), k);
+                emit(history.customer_ids[first + b], ranked, scores.data() + b * P);
+            }
+            check_for_interrupts();
+        }
+        history.drop_first_customers(count);
+    };
+
+    Portal portal = pg_call([&] {
+        return SPI_cursor_open_with_args(nullptr, sql.c_str(), nargs, types, args, nullptr, true, 0);
+    });
+    const long fetch = settings::fetch_rows;
+    for (;;) {
+        check_for_interrupts();
+        const uint64_t rows = pg_call([&] {
+            SPI_cursor_fetch(portal, true, fetch);
+            return SPI_processed;
+        });
+        if (rows == 0) break;
+        SPITupleTable *table = SPI_tuptable;
+        m.reader->append_batch_rows(table, rows, history);
+        pg_call([&] { SPI_freetuptable(table); });
+        // The last customer's rows may continue in the next fetch; score only those before it.
+        if (history.customer_count() > B) score_customers(history.customer_count() - 1);
+    }
+    score_customers(history.customer_count());
+    pg_call([&] { SPI_cursor_close(portal); });
+}
+
+// Per-row memory for building result arrays, reset after each row is stored.
+struct RowWriter {
+    ReturnSetInfo *rsinfo;
+    MemoryContext row_context;
+    std::vector<Datum> product_names;  // text datums, built once
+};
+
+RowWriter make_row_writer(FunctionCallInfo fcinfo, const LoadedModel &m) {
+    RowWriter w;
+    w.rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    w.product_names.resize(m.model.product_count());
+    pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(w.rsinfo->econtext->ecxt_per_query_memory);
+        for (size_t p = 0; p < w.product_names.size(); ++p)
+            w.product_names[p] = CStringGetTextDatum(m.model.products[p].c_str());
+        w.row_context = AllocSetContextCreate(CurrentMemoryContext, "recsys row", ALLOCSET_SMALL_SIZES);
+        MemoryContextSwitchTo(old);
+    });
+    return w;
+}
+
+// Builds the products text[] and scores real[] of one customer's ranking.
+void ranking_arrays(const RowWriter &w, const std::vector<Ranked> &ranked, Datum *products, Datum *scores) {
+    Datum names[kMaxProducts], values[kMaxProducts];
+    for (size_t i = 0; i < ranked.size(); ++i) {
+        names[i] = w.product_names[ranked[i].product];
+        values[i] = Float4GetDatum(ranked[i].score);
+    }
+    *products = PointerGetDatum(construct_array(names, int(ranked.size()), TEXTOID, -1, false, TYPALIGN_INT));
+    *scores = PointerGetDatum(construct_array(values, int(ranked.size()), FLOAT4OID, 4, true, TYPALIGN_INT));
+}
+
+}  // namespace
+
+// recsys.recommend_many(customer_ids bigint[], k, model, version)
+//   -> TABLE(customer_id bigint, products text[], scores real[])
+RECSYS_FUNCTION(recsys_recommend_many) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
+    const int32_t k = PG_GETARG_INT32(1);
+    const std::string name = text_arg(fcinfo, 2);
+    const int32_t version = version_arg(fcinfo, 3);
+    check_k(k, nullptr);
+    Datum ids = PG_GETARG_DATUM(0);
+    std::set<int64_t> wanted;
+    pg_call([&] {
+        ArrayType *arr = DatumGetArrayTypeP(ids);
+        Datum *elems;
+        bool *nulls;
+        int n;
+        deconstruct_array(arr, INT8OID, 8, true, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+        for (int i = 0; i < n; ++i)
+            if (!nulls[i]) wanted.insert(DatumGetInt64(elems[i]));
+    });
+    if (wanted.empty()) return (Datum)0;
+
+    spi_connect();
+    std::shared_ptr<LoadedModel> m = acquire_model(name, version);
+    check_k(k, m.get());
+    RowWriter w = make_row_writer(fcinfo, *m);
+    const std::string sql = m->reader->batch_query("(" + m->reader->id_column_sql() + ")::int8 = ANY($1)");
+    Oid types[1] = {INT8ARRAYOID};
+    Datum args[1] = {ids};
+    std::set<int64_t> seen;
+    score_stream(*m, sql, 1, types, args, uint32_t(k), [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) {
+        seen.insert(customer);
+        pg_call([&] {
+            MemoryContext old = MemoryContextSwitchTo(w.row_context);
+            Datum values[3];
+            bool nulls[3] = {false, false, false};
+            values[0] = Int64GetDatum(customer);
+            ranking_arrays(w, ranked, &values[1], &values[2]);
+            tuplestore_putvalues(w.rsinfo->setResult, w.rsinfo->setDesc, values, nulls);
+            MemoryContextSwitchTo(old);
+            MemoryContextReset(w.row_context);
+        });
+    });
+    spi_finish();
+    for (int64_t id : wanted)
+        if (!seen.count(id))
+            throw SqlError(ERRCODE_NO_DATA_FOUND,
+                           "customer " + std::to_string(id) + " has no snapshots in " + m->reader->relation_name(),
+                           std::to_string(wanted.size() - seen.size()) + " of the " + std::to_string(wanted.size()) +
+                               " requested customers are unknown.",
+                           "Pass only ids present in the model's source relation.");
+    return (Datum)0;
+}
+
+// recsys.score_all(model, k, version, as_of)
+//   -> TABLE(customer_id, model_name, model_version, computed_at, products, scores)
+RECSYS_FUNCTION(recsys_score_all) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
+    const std::string name = text_arg(fcinfo, 0);
+    const int32_t k = PG_GETARG_INT32(1);
+    const int32_t version = version_arg(fcinfo, 2);
+    const bool has_as_of = !PG_ARGISNULL(3);
+    const Datum as_of = has_as_of ? PG_GETARG_DATUM(3) : (Datum)0;
+    check_k(k, nullptr);
+
+    spi_connect();
+    std::shared_ptr<LoadedModel> m = acquire_model(name, version);
+    check_k(k, m.get());
+    RowWriter w = make_row_writer(fcinfo, *m);
+    const std::string sql =
+        m->reader->batch_query(has_as_of ? "(" + m->reader->month_column_sql() + ")::date <= $1" : std::string());
+    Oid types[1] = {DATEOID};
+    Datum args[1] = {as_of};
+    const Datum model_name = pg_call([&] {
+        MemoryContext old = MemoryContextSwitchTo(w.rsinfo->econtext->ecxt_per_query_memory);
+        Datum d = CStringGetTextDatum(name.c_str());
+        MemoryContextSwitchTo(old);
+        return d;
+    });
+    const TimestampTz computed_at = GetCurrentTransactionStartTimestamp();
+    const int32_t model_version = m->version;
+    score_stream(*m, sql, has_as_of ? 1 : 0, types, args, uint32_t(k),
+                 [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) {
+                     pg_call([&] {
+                         MemoryContext old = MemoryContextSwitchTo(w.row_context);
+                         Datum values[6];
+                         bool nulls[6] = {false, false, false, false, false, false};
+                         values[0] = Int64GetDatum(customer);
+                         values[1] = model_name;
+                         values[2] = Int32GetDatum(model_version);
+                         values[3] = TimestampTzGetDatum(computed_at);
+                         ranking_arrays(w, ranked, &values[4], &values[5]);
+                         tuplestore_putvalues(w.rsinfo->setResult, w.rsinfo->setDesc, values, nulls);
+                         MemoryContextSwitchTo(old);
+                         MemoryContextReset(w.row_context);
+                     });
+                 });
+    spi_finish();
+    return (Datum)0;
+}

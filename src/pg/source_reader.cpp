@@ -1,0 +1,260 @@
+#include "source_reader.h"
+
+#include <cmath>
+#include <cstdio>
+#include <string_view>
+
+#include "errors.h"
+#include "guard.h"
+
+namespace recsys::pg {
+
+int32_t month_of_date(DateADT date) {
+    if (DATE_NOT_FINITE(date)) throw SqlError(ERRCODE_DATA_EXCEPTION, "snapshot month is infinite");
+    int year, month, day;
+    j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+    return year * 12 + (month - 1);
+}
+
+DateADT date_of_month(int32_t month) {
+    return date2j(month / 12, month % 12 + 1, 28) - POSTGRES_EPOCH_JDATE;
+}
+
+std::string month_label(int32_t month) {
+    char buf[16];
+    snprintf(buf, sizeof buf, "%04d-%02d", month / 12, month % 12 + 1);
+    return buf;
+}
+
+std::string quote_ident(const std::string &name) {
+    return pg_call([&] { return quote_identifier(name.c_str()); });
+}
+
+namespace {
+
+enum class TypeClass { Numeric, Boolean, Text, Date, Other };
+
+TypeClass classify(Oid type) {
+    switch (type) {
+        case INT2OID: case INT4OID: case INT8OID: case FLOAT4OID: case FLOAT8OID: case NUMERICOID:
+            return TypeClass::Numeric;
+        case BOOLOID: return TypeClass::Boolean;
+        case TEXTOID: case VARCHAROID: case BPCHAROID: case NAMEOID: case CHAROID: return TypeClass::Text;
+        case DATEOID: case TIMESTAMPOID: case TIMESTAMPTZOID: return TypeClass::Date;
+        default: return TypeClass::Other;
+    }
+}
+
+struct ColumnInfo {
+    std::string name;
+    Oid type;
+    std::string type_name;
+};
+
+}  // namespace
+
+SourceReader::SourceReader(const Model &model, const std::string &model_label)
+    : model_(model), label_(model_label) {
+    const SourceSpec &src = model.source;
+    // Resolve the relation as the caller sees it (search_path, privileges apply later).
+    Oid relid = pg_call([&] {
+        List *names = stringToQualifiedNameList(src.relation.c_str());
+        return RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
+    });
+    if (relid == InvalidOid) {
+        throw SqlError(ERRCODE_UNDEFINED_TABLE,
+                       "relation \"" + src.relation + "\" read by " + label_ + " does not exist",
+                       "The model records the relation it reads; create it, or a view of that name with the same columns.");
+    }
+    // Always schema-qualified, so that queries and messages do not depend on search_path.
+    relation_ = pg_call([&] {
+        return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+    });
+
+    // Column names and base types of the relation.
+    std::vector<ColumnInfo> columns;
+    pg_call([&] {
+        Relation rel = relation_open(relid, AccessShareLock);
+        TupleDesc desc = RelationGetDescr(rel);
+        for (int i = 0; i < desc->natts; ++i) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            if (att->attisdropped) continue;
+            Oid base = getBaseType(att->atttypid);
+            columns.push_back({NameStr(att->attname), base, format_type_be(att->atttypid)});
+        }
+        relation_close(rel, AccessShareLock);
+    });
+    auto find = [&](const std::string &name, const char *role) -> const ColumnInfo & {
+        for (const auto &c : columns)
+            if (c.name == name) return c;
+        throw SqlError(ERRCODE_UNDEFINED_COLUMN,
+                       "column \"" + name + "\" of relation " + relation_ + " does not exist",
+                       label_ + " reads it as " + role + ".",
+                       "The model's feature spec must match the relation; see recsys.models.feature_spec.");
+    };
+    auto mismatch = [&](const ColumnInfo &c, const char *role, const char *expected) {
+        throw SqlError(ERRCODE_DATATYPE_MISMATCH,
+                       "column \"" + c.name + "\" of relation " + relation_ + " has type " + c.type_name +
+                           ", but " + label_ + " reads it as " + role,
+                       std::string("Expected ") + expected + ".");
+    };
+
+    const ColumnInfo &id = find(src.id_column, "the customer id");
+    if (classify(id.type) != TypeClass::Numeric || id.type == FLOAT4OID || id.type == FLOAT8OID)
+        mismatch(id, "the customer id", "an integer type");
+    id_sql_ = quote_ident(id.name);
+    const ColumnInfo &month = find(src.month_column, "the snapshot month");
+    if (classify(month.type) != TypeClass::Date) mismatch(month, "the snapshot month", "date or timestamp");
+    month_sql_ = quote_ident(month.name);
+
+    select_list_ = "(" + month_sql_ + ")::date";
+    for (const auto &f : model.features) {
+        const ColumnInfo &c = find(f.column, f.kind == FeatureKind::Numeric ? "a numeric feature" : "a categorical feature");
+        const TypeClass tc = classify(c.type);
+        if (f.kind == FeatureKind::Numeric) {
+            if (tc == TypeClass::Numeric) select_list_ += ", (" + quote_ident(c.name) + ")::float8";
+            else if (tc == TypeClass::Boolean) select_list_ += ", (" + quote_ident(c.name) + ")::int4::float8";
+            else mismatch(c, "a numeric feature", "a numeric or boolean type");
+        } else {
+            if (tc == TypeClass::Text || tc == TypeClass::Numeric || tc == TypeClass::Boolean)
+                select_list_ += ", (" + quote_ident(c.name) + ")::text";
+            else mismatch(c, "a categorical feature", "a text, integer or boolean type");
+        }
+    }
+    for (const auto &p : model.products) {
+        const ColumnInfo &c = find(p, "a product flag");
+        const TypeClass tc = classify(c.type);
+        if (tc == TypeClass::Numeric) select_list_ += ", (" + quote_ident(c.name) + ")::float8";
+        else if (tc == TypeClass::Boolean) select_list_ += ", (" + quote_ident(c.name) + ")::int4::float8";
+        else mismatch(c, "a product flag", "an integer or boolean type holding 0 or 1");
+    }
+    const size_t ncols = 2 + model.features.size() + model.products.size();
+    values_.resize(ncols);
+    nulls_.reset(new bool[ncols]);
+
+    const std::string one_sql = "SELECT " + select_list_ + " FROM " + relation_ + " WHERE " + id_sql_ +
+                                " = $1 ORDER BY " + month_sql_ + " DESC LIMIT " +
+                                std::to_string(model.window_months + 1);
+    one_customer_plan_ = pg_call([&] {
+        Oid argtypes[1] = {INT8OID};
+        SPIPlanPtr plan = SPI_prepare(one_sql.c_str(), 1, argtypes);
+        if (plan == nullptr) elog(ERROR, "SPI_prepare failed for the history query: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        return plan;
+    });
+}
+
+SourceReader::~SourceReader() {
+    // Freeing a saved plan cannot fail in practice; never let an error escape a destructor.
+    if (one_customer_plan_) {
+        try {
+            pg_call([&] { SPI_freeplan(one_customer_plan_); });
+        } catch (...) {
+        }
+    }
+}
+
+std::string SourceReader::batch_query(const std::string &where_clause) const {
+    std::string sql = "SELECT (" + id_sql_ + ")::int8, " + select_list_ + " FROM " + relation_;
+    if (!where_clause.empty()) sql += " WHERE " + where_clause;
+    sql += " ORDER BY 1, 2";
+    return sql;
+}
+
+void SourceReader::append_row(HeapTuple tuple, TupleDesc desc, int first_column, int64_t customer_id,
+                              HistoryBatch &out) {
+    bool *nulls = nulls_.get();
+    pg_call([&] { heap_deform_tuple(tuple, desc, values_.data(), nulls); });
+    const Datum *v = values_.data() + first_column;
+    const bool *n = nulls + first_column;
+    if (n[0])
+        throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                       "snapshot month is NULL for customer " + std::to_string(customer_id) + " in " + relation_);
+    const int32_t month = month_of_date(DatumGetDateADT(v[0]));
+    if (out.row_begin.back() > out.row_begin[out.row_begin.size() - 2] && out.month.back() >= month) {
+        if (out.month.back() == month)
+            throw SqlError(ERRCODE_CARDINALITY_VIOLATION,
+                           "customer " + std::to_string(customer_id) + " has more than one row for month " +
+                               month_label(month) + " in " + relation_,
+                           "A model reads one snapshot per customer and month.");
+        throw SqlError(ERRCODE_INTERNAL_ERROR, "history rows are not in month order");
+    }
+    float *vals;
+    uint8_t *prods;
+    out.add_row(month, &vals, &prods);
+    auto where = [&](const std::string &column) {
+        return "column \"" + column + "\" for customer " + std::to_string(customer_id) + " in month " +
+               month_label(month) + " of " + relation_;
+    };
+    for (size_t i = 0; i < model_.features.size(); ++i) {
+        const FeatureSpec &f = model_.features[i];
+        const Datum d = v[1 + i];
+        if (f.kind == FeatureKind::Numeric) {
+            if (n[1 + i]) {
+                vals[i] = NAN;  // missing: encoded as mean plus indicator
+                continue;
+            }
+            const double x = DatumGetFloat8(d);
+            if (!std::isfinite(x))
+                throw SqlError(ERRCODE_DATA_EXCEPTION, "feature value is " + std::string(std::isnan(x) ? "NaN" : "infinite") + " in " + where(f.column),
+                               "recsys treats NULL as missing; NaN and infinity are refused so that no score is silently wrong.",
+                               "Replace the value with NULL or a real number in the source relation.");
+            vals[i] = static_cast<float>(x);
+        } else {
+            if (n[1 + i]) {
+                vals[i] = -1.0f;
+                continue;
+            }
+            const char *data;
+            int len;
+            pg_call([&] {
+                text *t = DatumGetTextPP(d);
+                data = VARDATA_ANY(t);
+                len = VARSIZE_ANY_EXHDR(t);
+            });
+            vals[i] = static_cast<float>(f.code_of(std::string_view(data, size_t(len))));
+        }
+    }
+    const size_t base = 1 + model_.features.size();
+    for (size_t p = 0; p < model_.products.size(); ++p) {
+        if (n[base + p])
+            throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "product flag is NULL in " + where(model_.products[p]),
+                           "A NULL flag is ambiguous; recsys does not guess whether the product is held.",
+                           "Clean the source relation, e.g. COALESCE(flag, 0) in a view.");
+        const double x = DatumGetFloat8(v[base + p]);
+        if (x != 0.0 && x != 1.0)
+            throw SqlError(ERRCODE_DATA_EXCEPTION, "product flag is " + std::to_string(x) + " in " + where(model_.products[p]),
+                           "Product flags must be 0 or 1.");
+        prods[p] = x == 1.0 ? 1 : 0;
+    }
+}
+
+bool SourceReader::read_customer(int64_t customer_id, HistoryBatch &out) {
+    out.reset(model_.features.size(), model_.products.size());
+    uint64_t rows = pg_call([&] {
+        Datum arg[1] = {Int64GetDatum(customer_id)};
+        int rc = SPI_execute_plan(one_customer_plan_, arg, nullptr, true, 0);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "history query failed: %s", SPI_result_code_string(rc));
+        return SPI_processed;
+    });
+    if (rows == 0) return false;
+    out.begin_customer(customer_id);
+    SPITupleTable *table = SPI_tuptable;
+    for (uint64_t i = rows; i-- > 0;)  // the query returns newest first
+        append_row(table->vals[i], table->tupdesc, 0, customer_id, out);
+    pg_call([&] { SPI_freetuptable(table); });
+    return true;
+}
+
+void SourceReader::append_batch_rows(SPITupleTable *table, uint64_t rows, HistoryBatch &out) {
+    for (uint64_t i = 0; i < rows; ++i) {
+        bool id_null;
+        const Datum id = pg_call([&] { return SPI_getbinval(table->vals[i], table->tupdesc, 1, &id_null); });
+        if (id_null) continue;  // a snapshot without a customer id belongs to nobody
+        const int64_t customer = DatumGetInt64(id);
+        if (out.customer_ids.empty() || out.customer_ids.back() != customer) out.begin_customer(customer);
+        append_row(table->vals[i], table->tupdesc, 1, customer, out);
+    }
+}
+
+}  // namespace recsys::pg

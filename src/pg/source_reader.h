@@ -1,0 +1,61 @@
+// Reads a model's source relation (any table or view with one row per customer and month)
+// into a HistoryBatch: checks once that every column the model needs exists with a usable
+// type, builds the SELECT, and converts rows, refusing NaN, infinite or malformed values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <memory>
+#include <vector>
+
+#include "postgres_headers.h"
+
+#include "history.h"
+#include "model.h"
+
+namespace recsys::pg {
+
+class SourceReader {
+public:
+    // Checks the relation and its columns (needs SPI). model_label names the model in errors.
+    SourceReader(const Model &model, const std::string &model_label);
+    ~SourceReader();
+
+    // The snapshots of one customer, at most window + 1 of them (the extra month gives the
+    // first window month its "added" flags), ascending. Returns false when there are none.
+    bool read_customer(int64_t customer_id, HistoryBatch &out);
+
+    // "SELECT id, month, features..., products... FROM relation" for batch reads, with the
+    // given WHERE clause (may be empty) and ORDER BY id, month.
+    std::string batch_query(const std::string &where_clause) const;
+    const std::string &relation_name() const { return relation_; }
+    const std::string &id_column_sql() const { return id_sql_; }
+    const std::string &month_column_sql() const { return month_sql_; }
+
+    // Appends the rows of a SPI tuple table produced by batch_query() to `out`, starting a
+    // new customer whenever the id changes. Columns: id, month, features, products.
+    void append_batch_rows(SPITupleTable *table, uint64_t rows, HistoryBatch &out);
+
+private:
+    void append_row(HeapTuple tuple, TupleDesc desc, int first_column, int64_t customer_id, HistoryBatch &out);
+
+    const Model &model_;
+    std::string label_;
+    std::string relation_;  // quoted, qualified
+    std::string id_sql_, month_sql_;
+    std::string select_list_;  // month, features, products
+    SPIPlanPtr one_customer_plan_ = nullptr;
+    std::vector<Datum> values_;
+    std::unique_ptr<bool[]> nulls_;
+};
+
+// A quoted SQL identifier.
+std::string quote_ident(const std::string &name);
+
+// Month index (year * 12 + month - 1) of a date, and back to the 28th of that month
+// (the snapshot day of the Santander data).
+int32_t month_of_date(DateADT date);
+DateADT date_of_month(int32_t month);
+std::string month_label(int32_t month);  // "2016-05"
+
+}  // namespace recsys::pg

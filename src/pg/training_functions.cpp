@@ -1,0 +1,65 @@
+// SQL-callable model construction: a model over a Santander-shaped relation with its
+// feature spec fitted to the data and weights initialised from a seed.
+#include "guard.h"
+#include "feature_fitting.h"
+#include "lstm_training.h"
+#include "model_format.h"
+#include "santander_features.h"
+#include "source_reader.h"
+
+using namespace recsys;
+using namespace recsys::pg;
+
+namespace {
+
+std::string text_arg(FunctionCallInfo fcinfo, int n) {
+    return pg_call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
+}
+
+Datum bytea_datum(const std::vector<uint8_t> &bytes) {
+    return pg_call([&] {
+        bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + bytes.size()));
+        SET_VARSIZE(result, VARHDRSZ + bytes.size());
+        memcpy(VARDATA(result), bytes.data(), bytes.size());
+        return PointerGetDatum(result);
+    });
+}
+
+void check_range(const char *what, int64_t value, int64_t lo, int64_t hi) {
+    if (value < lo || value > hi)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       std::string(what) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                           ", not " + std::to_string(value));
+}
+
+}  // namespace
+
+// recsys.untrained_model(source, window_months, hidden, layers, seed, until, id_column,
+// month_column) -> bytea: the default Santander feature set fitted to the source's rows up
+// to `until`, with random weights. Training starts from it; the demo serves it until then.
+RECSYS_FUNCTION(recsys_untrained_model) {
+    for (int i = 0; i < 8; ++i)
+        if (i != 5 && PG_ARGISNULL(i))
+            throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "only until may be NULL");
+    SourceSpec source{text_arg(fcinfo, 0), text_arg(fcinfo, 6), text_arg(fcinfo, 7)};
+    const int32_t window = PG_GETARG_INT32(1), hidden = PG_GETARG_INT32(2), layers = PG_GETARG_INT32(3);
+    const int64_t seed = PG_GETARG_INT64(4);
+    check_range("window_months", window, 1, kMaxWindowMonths);
+    check_range("hidden", hidden, 1, kMaxHidden);
+    check_range("layers", layers, 1, kMaxLayers);
+    const int32_t until = PG_ARGISNULL(5) ? -1 : month_of_date(PG_GETARG_DATEADT(5));
+
+    Model model = santander_model_skeleton(source, uint32_t(window), uint32_t(hidden), uint32_t(layers));
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    });
+    {
+        SourceReader reader(model, "the new model");
+        model.source.relation = reader.relation_name();
+        fit_feature_statistics(model, reader, until);
+    }
+    pg_call([] { SPI_finish(); });
+    size_weights(model);
+    initialize_weights(model, uint64_t(seed));
+    return bytea_datum(serialize_model(model));
+}
