@@ -45,6 +45,7 @@ SELECT pg_catalog.pg_extension_config_dump('recsys.model_events_id_seq', '');
 
 -- Scoring reads the registry with the caller's privileges; changing it goes through the
 -- SECURITY DEFINER functions below, whose EXECUTE privilege a DBA grants.
+GRANT USAGE ON SCHEMA recsys TO PUBLIC;
 GRANT SELECT ON recsys.models, recsys.model_events TO PUBLIC;
 
 CREATE FUNCTION recsys.registry_changed() RETURNS trigger
@@ -77,6 +78,10 @@ DECLARE
 BEGIN
     IF model_name IS NULL OR model IS NULL THEN
         RAISE EXCEPTION 'model name and model bytes must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF model_name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION 'invalid model name "%"', model_name USING ERRCODE = 'invalid_name',
+            DETAIL = 'A model name is 1 to 63 letters, digits, "_", "." or "-".';
     END IF;
     spec := recsys.model_spec(model);  -- refuses corrupt, truncated or inconsistent bytes
     -- Serialise registrations of one name so that versions are dense and never reused.

@@ -1,0 +1,111 @@
+-- Scoring: recommend(), its row form, the raw scores, batches, score_all, materialization.
+CREATE EXTENSION IF NOT EXISTS recsys;
+SET client_min_messages = warning;
+CREATE SCHEMA sc;
+CREATE TABLE sc.snapshots AS SELECT * FROM recsys.generate_santander(300, months => 8);
+ALTER TABLE sc.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
+SELECT recsys.register_model('sc_model', recsys.untrained_model('sc.snapshots', window_months => 6, hidden => 16, seed => 11));
+SELECT recsys.register_model('sc_model', recsys.untrained_model('sc.snapshots', window_months => 6, hidden => 16, seed => 12));
+SELECT recsys.promote('sc_model', 1);
+RESET client_min_messages;
+
+-- Seven products by default, never one the customer holds in the latest month.
+SELECT cardinality(recsys.recommend(15889, model => 'sc_model')) AS k_default,
+       cardinality(recsys.recommend(15889, 3, 'sc_model')) AS k_3,
+       cardinality(recsys.recommend(15889, 24, 'sc_model')) <= 24 AS at_most_all;
+WITH latest AS (
+    SELECT DISTINCT ON (ncodpers) * FROM sc.snapshots ORDER BY ncodpers, fecha_dato DESC
+), held AS (
+    SELECT l.ncodpers, p.product
+      FROM latest l, LATERAL (VALUES ('ind_cco_fin_ult1', l.ind_cco_fin_ult1), ('ind_recibo_ult1', l.ind_recibo_ult1),
+                                     ('ind_ctop_fin_ult1', l.ind_ctop_fin_ult1), ('ind_nomina_ult1', l.ind_nomina_ult1),
+                                     ('ind_nom_pens_ult1', l.ind_nom_pens_ult1), ('ind_ecue_fin_ult1', l.ind_ecue_fin_ult1)) p(product, flag)
+     WHERE p.flag = 1
+)
+SELECT count(*) AS held_products_recommended
+  FROM held h WHERE h.product = ANY (recsys.recommend(h.ncodpers, 24, 'sc_model'));
+
+-- The ranked rows agree with the array and with the raw scores.
+SELECT rank, product, score BETWEEN 0 AND 1 AS probability
+  FROM recsys.recommend_scores(15890, 3, 'sc_model') ORDER BY rank;
+SELECT array_agg(product ORDER BY rank) = recsys.recommend(15890, 5, 'sc_model') AS rows_match_array
+  FROM recsys.recommend_scores(15890, 5, 'sc_model');
+SELECT bool_and(abs(r.score - s.scores[array_position(m.products, r.product)]) < 1e-7) AS scores_match
+  FROM recsys.recommend_scores(15890, 7, 'sc_model') r,
+       (SELECT recsys.score_customer(15890, 'sc_model') AS scores) s,
+       (SELECT ARRAY(SELECT jsonb_array_elements_text(feature_spec->'products')) AS products
+          FROM recsys.models WHERE name = 'sc_model' AND version = 1) m;
+SELECT bool_and(a.score >= b.score) AS descending
+  FROM recsys.recommend_scores(15890, 7, 'sc_model') a
+  JOIN recsys.recommend_scores(15890, 7, 'sc_model') b ON b.rank = a.rank + 1;
+SELECT cardinality(recsys.score_customer(15890, 'sc_model')) AS all_products;
+
+-- Pinning a version per call.
+SELECT recsys.score_customer(15890, 'sc_model', 2) <> recsys.score_customer(15890, 'sc_model') AS v2_differs,
+       recsys.score_customer(15890, 'sc_model', 1) = recsys.score_customer(15890, 'sc_model') AS v1_is_production;
+
+-- NULL arguments give NULL (no rows for the set-returning forms), like a strict function.
+SELECT recsys.recommend(NULL, model => 'sc_model') IS NULL AS null_id,
+       recsys.recommend(15889, NULL, 'sc_model') IS NULL AS null_k,
+       recsys.recommend(15889, 7, NULL) IS NULL AS null_model,
+       recsys.score_customer(NULL, 'sc_model') IS NULL AS null_score;
+SELECT count(*) AS null_rows FROM recsys.recommend_scores(NULL, 7, 'sc_model');
+-- One NULL id in a BI query does not abort it.
+SELECT count(*) AS rows, count(r) AS scored
+  FROM (VALUES (15889::bigint), (NULL), (15890)) v(id), LATERAL (SELECT recsys.recommend(v.id, model => 'sc_model') r) x;
+
+-- Customers with fewer months than the window are scored from the months they have.
+SELECT count(*) FILTER (WHERE months < 6) > 0 AS some_short_histories,
+       bool_and(cardinality(recsys.recommend(ncodpers, 7, 'sc_model')) > 0) AS all_scored
+  FROM (SELECT ncodpers, count(*) AS months FROM sc.snapshots GROUP BY ncodpers) c;
+
+-- Batches give exactly what one-at-a-time scoring gives.
+SELECT count(*) AS customers,
+       bool_and(m.products = recsys.recommend(m.customer_id, 5, 'sc_model')) AS same_products,
+       bool_and(m.scores[1] = (SELECT score FROM recsys.recommend_scores(m.customer_id, 1, 'sc_model'))) AS same_scores
+  FROM recsys.recommend_many(ARRAY(SELECT DISTINCT ncodpers FROM sc.snapshots ORDER BY 1 LIMIT 50), 5, 'sc_model') m;
+SELECT count(*) AS deduplicated FROM recsys.recommend_many(ARRAY[15889, 15889, NULL, 15890]::bigint[], 3, 'sc_model');
+SELECT count(*) AS empty FROM recsys.recommend_many(ARRAY[]::bigint[], 3, 'sc_model');
+
+-- Small batches and small fetches must not change the result (customers span fetch boundaries);
+-- BLAS may sum in another order for another batch size, hence the 1e-6.
+SET recsys.batch_size = 7;
+SET recsys.fetch_rows = 100;
+CREATE TEMP TABLE small_batches AS SELECT * FROM recsys.score_all('sc_model', 7);
+RESET recsys.batch_size;
+RESET recsys.fetch_rows;
+CREATE TEMP TABLE large_batches AS SELECT * FROM recsys.score_all('sc_model', 7);
+SELECT count(*) AS customers, count(DISTINCT customer_id) AS distinct_customers,
+       bool_and(s.products = l.products) AS same_products,
+       max((SELECT max(abs(a - b)) FROM unnest(s.scores, l.scores) u(a, b))) < 1e-6 AS same_scores,
+       bool_and(s.model_name = 'sc_model' AND s.model_version = 1) AS labelled
+  FROM small_batches s JOIN large_batches l USING (customer_id);
+SELECT count(*) = (SELECT count(DISTINCT ncodpers) FROM sc.snapshots) AS every_customer FROM large_batches;
+SELECT bool_and(l.products = recsys.recommend(l.customer_id, 7, 'sc_model')) AS matches_online
+  FROM large_batches l WHERE l.customer_id % 10 = 0;
+
+-- as_of: scoring as of an earlier month uses only the snapshots up to it.
+SELECT count(*) AS customers_then FROM recsys.score_all('sc_model', 3, as_of => '2015-03-28');
+
+-- Pinned version in batch.
+SELECT DISTINCT model_version FROM recsys.score_all('sc_model', 3, version => 2);
+
+-- Materialization: the recommendations table and a materialized view.
+SELECT recsys.refresh_recommendations('sc_model', 5) = (SELECT count(DISTINCT ncodpers) FROM sc.snapshots) AS refreshed;
+SELECT count(*) AS rows, bool_and(cardinality(products) = 5) AS five_each, min(model_version) AS version
+  FROM recsys.recommendations WHERE model_name = 'sc_model';
+CREATE MATERIALIZED VIEW sc.next_products AS
+SELECT customer_id, model_version, products, scores FROM recsys.score_all('sc_model', 7);
+CREATE UNIQUE INDEX ON sc.next_products (customer_id);
+SELECT count(*) AS materialized, min(model_version) AS version FROM sc.next_products;
+SELECT recsys.promote('sc_model', 2);
+REFRESH MATERIALIZED VIEW CONCURRENTLY sc.next_products;
+SELECT count(*) AS refreshed_concurrently, min(model_version) AS version FROM sc.next_products;
+REFRESH MATERIALIZED VIEW sc.next_products;
+SELECT count(*) AS refreshed, min(model_version) AS version FROM sc.next_products;
+
+-- Function markings a planner and a DBA rely on.
+SELECT p.proname, p.provolatile, p.proparallel, p.proisstrict
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'recsys' AND p.proname IN ('recommend', 'recommend_scores', 'score_customer', 'recommend_many', 'score_all')
+ ORDER BY 1;
