@@ -58,9 +58,15 @@ Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*bo
     }
     // Every C++ frame below this one is gone; PostgreSQL may longjmp from here.
     if (postgres_error) ReThrowError(postgres_error);
-    ereport(ERROR, (errcode(pending.sqlstate), errmsg("%s", pending.message),
-                    pending.detail[0] ? errdetail("%s", pending.detail) : 0,
-                    pending.hint[0] ? errhint("%s", pending.hint) : 0));
+    // ereport() spelled out, so that the error's location is the SQL-callable function
+    // rather than this line of the guard, which would be the same for every error.
+    if (errstart(ERROR, TEXTDOMAIN)) {
+        errcode(pending.sqlstate);
+        errmsg("%s", pending.message);
+        if (pending.detail[0]) errdetail("%s", pending.detail);
+        if (pending.hint[0]) errhint("%s", pending.hint);
+        errfinish("recsys", 0, function_name);
+    }
     pg_unreachable();
 }
 

@@ -32,6 +32,12 @@ std::string quote_ident(const std::string &name) {
 
 namespace {
 
+std::string format_number(double x) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%g", x);
+    return buf;
+}
+
 enum class TypeClass { Numeric, Boolean, Text, Date, Other };
 
 TypeClass classify(Oid type) {
@@ -89,7 +95,7 @@ SourceReader::SourceReader(const Model &model, const std::string &model_label)
             if (c.name == name) return c;
         throw SqlError(ERRCODE_UNDEFINED_COLUMN,
                        "column \"" + name + "\" of relation " + relation_ + " does not exist",
-                       label_ + " reads it as " + role + ".",
+                       "It is " + std::string(role) + " of " + label_ + ".",
                        "The model's feature spec must match the relation; see recsys.models.feature_spec.");
     };
     auto mismatch = [&](const ColumnInfo &c, const char *role, const char *expected) {
@@ -223,7 +229,7 @@ void SourceReader::append_row(HeapTuple tuple, TupleDesc desc, int first_column,
                            "Clean the source relation, e.g. COALESCE(flag, 0) in a view.");
         const double x = DatumGetFloat8(v[base + p]);
         if (x != 0.0 && x != 1.0)
-            throw SqlError(ERRCODE_DATA_EXCEPTION, "product flag is " + std::to_string(x) + " in " + where(model_.products[p]),
+            throw SqlError(ERRCODE_DATA_EXCEPTION, "product flag is " + format_number(x) + " in " + where(model_.products[p]),
                            "Product flags must be 0 or 1.");
         prods[p] = x == 1.0 ? 1 : 0;
     }
