@@ -1,5 +1,4 @@
 -- Bad input: every case ends in an ERROR with a SQLSTATE and a message a DBA understands.
-CREATE EXTENSION IF NOT EXISTS recsys;
 SET client_min_messages = warning;
 CREATE SCHEMA bad;
 CREATE TABLE bad.snapshots AS SELECT * FROM recsys.generate_santander(50, months => 5);

@@ -1,7 +1,5 @@
 -- A promote, rollback or rolled-back promote is seen by other sessions exactly when it
 -- commits: their cached model resolution is invalidated, never stale.
-CREATE EXTENSION IF NOT EXISTS recsys;
-CREATE EXTENSION IF NOT EXISTS dblink;
 SET client_min_messages = warning;
 CREATE SCHEMA ci;
 CREATE TABLE ci.snapshots AS SELECT * FROM recsys.generate_santander(40, months => 4);

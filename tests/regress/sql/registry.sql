@@ -1,5 +1,4 @@
 -- The model registry: versions, promote, rollback, transactions, privileges, bad bytes.
-CREATE EXTENSION IF NOT EXISTS recsys;
 SET client_min_messages = warning;
 CREATE SCHEMA reg;
 CREATE TABLE reg.snapshots AS SELECT * FROM recsys.generate_santander(200, months => 6);

@@ -1,5 +1,4 @@
 -- Scoring: recommend(), its row form, the raw scores, batches, score_all, materialization.
-CREATE EXTENSION IF NOT EXISTS recsys;
 SET client_min_messages = warning;
 CREATE SCHEMA sc;
 CREATE TABLE sc.snapshots AS SELECT * FROM recsys.generate_santander(300, months => 8);
