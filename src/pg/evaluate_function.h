@@ -1,0 +1,110 @@
+// Month evaluation shared by recsys.train (validation after each epoch) and recsys.evaluate:
+// streams the source relation, scores every customer with snapshots in month - 1 and month
+// (inputs end at month - 1) and compares the top 7 with the products actually added in month.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guard.h"
+#include "settings.h"
+
+#include "feature_encoder.h"
+#include "history.h"
+#include "metrics.h"
+#include "model.h"
+#include "source_reader.h"
+
+namespace recsys::pg {
+
+constexpr uint32_t kEvaluationK = 7;
+
+// A mini-batch of (customer, window end) examples in the LSTM's input layout. Examples are
+// encoded one at a time (each may end at a different month) and laid out time-major by
+// finish().
+class ExampleBatch {
+public:
+    ExampleBatch(const FeatureEncoder &encoder, size_t capacity, uint32_t products);
+
+    size_t size() const { return n_; }
+    bool full() const { return n_ == capacity_; }
+    void clear() { n_ = 0; }
+
+    // Adds customer c of `history`, its window ending at as_of. Returns the example's slot.
+    size_t add(const HistoryBatch &history, size_t c, int32_t as_of);
+    // Lays the examples out time-major (T x size() x step_width) for the LSTM.
+    void finish();
+
+    const float *steps() const { return steps_.data(); }
+    const float *statics() const { return statics_.data(); }
+    uint8_t *held(size_t slot) { return held_.data() + slot * products_; }
+    float *labels(size_t slot) { return labels_.data() + slot * products_; }
+    float *mask(size_t slot) { return mask_.data() + slot * products_; }
+    const float *labels() const { return labels_.data(); }
+    const float *mask() const { return mask_.data(); }
+    int64_t customer(size_t slot) const { return customers_[slot]; }
+
+private:
+    const FeatureEncoder &encoder_;
+    size_t capacity_, n_ = 0;
+    uint32_t products_, T_, W_;
+    std::vector<float> staged_;  // capacity x T x W, example-major
+    std::vector<float> steps_, statics_, labels_, mask_;
+    std::vector<uint8_t> held_;
+    std::vector<int64_t> customers_;
+    std::vector<int32_t> end_month_;
+};
+
+struct MonthEvaluation {
+    RankingMetrics lstm, popularity, segment_popularity;
+    uint64_t rows = 0;
+    MonthEvaluation(uint32_t products) : lstm(products, kEvaluationK), popularity(products, kEvaluationK),
+                                         segment_popularity(products, kEvaluationK) {}
+};
+
+// Index of customer c's row for `month` in history, or -1.
+long find_month_row(const HistoryBatch &history, size_t c, int32_t month);
+
+// Evaluates `model` (its current weights) on `month`. With baselines, also ranks by global
+// add counts over the 12 months before `month` and by the same counts per value of the
+// model's "segmento" feature (global counts for a segment without adds). max_id >= 0 limits
+// the customers read to ids <= max_id. Needs an open SPI connection.
+MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const FeatureEncoder &encoder, int32_t month,
+                               bool baselines, int64_t max_id, size_t batch_size);
+
+// 'YYYY-MM-01' of a month index, as an SQL date literal.
+std::string month_start_literal(int32_t month);
+
+// Streams `sql` (a SourceReader::batch_query, ordered by id and month) through a
+// HistoryBatch, calling on_customer(history, c) for every customer once all its rows are
+// read; only the current fetch's customers are in memory. Polls for cancellation.
+template <typename OnCustomer>
+void stream_customers(SourceReader &reader, const Model &model, const std::string &sql, uint64_t *rows_read,
+                      OnCustomer on_customer) {
+    HistoryBatch history;
+    history.reset(model.features.size(), model.product_count());
+    Portal portal = pg_call([&] { return SPI_cursor_open_with_args(nullptr, sql.c_str(), 0, nullptr, nullptr, nullptr, true, 0); });
+    const long fetch = settings::fetch_rows;
+    for (;;) {
+        check_for_interrupts();
+        const uint64_t rows = pg_call([&] {
+            SPI_cursor_fetch(portal, true, fetch);
+            return SPI_processed;
+        });
+        if (rows == 0) break;
+        *rows_read += rows;
+        SPITupleTable *table = SPI_tuptable;
+        reader.append_batch_rows(table, rows, history);
+        pg_call([&] { SPI_freetuptable(table); });
+        // The last customer's rows may continue in the next fetch.
+        const size_t done = history.customer_count() - 1;
+        for (size_t c = 0; c < done; ++c) on_customer(history, c);
+        history.drop_first_customers(done);
+    }
+    for (size_t c = 0; c < history.customer_count(); ++c) on_customer(history, c);
+    pg_call([&] { SPI_cursor_close(portal); });
+}
+
+}  // namespace recsys::pg
