@@ -99,7 +99,7 @@ void stream_customers(SourceReader &reader, const Model &model, const std::strin
         reader.append_batch_rows(table, rows, history);
         pg_call([&] { SPI_freetuptable(table); });
         // The last customer's rows may continue in the next fetch.
-        const size_t done = history.customer_count() - 1;
+        const size_t done = history.customer_count() > 0 ? history.customer_count() - 1 : 0;
         for (size_t c = 0; c < done; ++c) on_customer(history, c);
         history.drop_first_customers(done);
     }

@@ -1,9 +1,12 @@
-// LstmForward::score against an independent, plain double-precision reference LSTM.
+// LstmForward::score against an independent, plain reference LSTM (double precision; the
+// same loops in float serve to measure how well-conditioned a saturated case is).
 #include "core/lstm_forward.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -73,42 +76,43 @@ Model make_model(uint32_t T, uint32_t H, uint32_t L, bool with_static, float sca
     return m;
 }
 
-double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+template <class R> R sigm(R x) { return R(1) / (R(1) + std::exp(-x)); }
 
-// Reference: one customer at a time, one step at a time, PyTorch gate order (i, f, g, o),
+// Reference, in precision R: one customer at a time, one step at a time, PyTorch gate order (i, f, g, o),
 // h0 = c0 = 0, layers stacked; head = sigmoid([h_T, statics] . W^T + b).
 // steps is time-major (T x batch x step_width), as LstmForward takes it.
+template <class R = double>
 std::vector<double> reference_scores(const Model &m, const std::vector<float> &steps,
                                      const std::vector<float> &statics, size_t batch) {
     const size_t T = m.window_months, H = m.hidden, P = m.product_count(), S = m.static_width();
     const size_t W = m.step_width();
     std::vector<double> out(batch * P);
     for (size_t b = 0; b < batch; ++b) {
-        std::vector<std::vector<double>> seq(T);
+        std::vector<std::vector<R>> seq(T);
         for (size_t t = 0; t < T; ++t) {
             const float *x = steps.data() + (t * batch + b) * W;
             seq[t].assign(x, x + W);
         }
-        std::vector<double> h(H, 0.0), c(H, 0.0);
+        std::vector<R> h(H, 0.0), c(H, 0.0);
         for (size_t l = 0; l < m.layers.size(); ++l) {
             const LstmLayer &layer = m.layers[l];
             const size_t in = m.layer_input_width(l);
             std::fill(h.begin(), h.end(), 0.0);
             std::fill(c.begin(), c.end(), 0.0);
-            std::vector<std::vector<double>> next(T);
+            std::vector<std::vector<R>> next(T);
             for (size_t t = 0; t < T; ++t) {
-                std::vector<double> gate(4 * H);
+                std::vector<R> gate(4 * H);
                 for (size_t j = 0; j < 4 * H; ++j) {
-                    double a = double(layer.b_ih[j]) + double(layer.b_hh[j]);
-                    for (size_t k = 0; k < in; ++k) a += double(layer.w_ih[j * in + k]) * seq[t][k];
-                    for (size_t k = 0; k < H; ++k) a += double(layer.w_hh[j * H + k]) * h[k];
+                    R a = R(layer.b_ih[j]) + R(layer.b_hh[j]);
+                    for (size_t k = 0; k < in; ++k) a += R(layer.w_ih[j * in + k]) * seq[t][k];
+                    for (size_t k = 0; k < H; ++k) a += R(layer.w_hh[j * H + k]) * h[k];
                     gate[j] = a;
                 }
                 for (size_t j = 0; j < H; ++j) {
-                    const double i = sigm(gate[j]);
-                    const double f = sigm(gate[H + j]);
-                    const double g = std::tanh(gate[2 * H + j]);
-                    const double o = sigm(gate[3 * H + j]);
+                    const R i = sigm(gate[j]);
+                    const R f = sigm(gate[H + j]);
+                    const R g = std::tanh(gate[2 * H + j]);
+                    const R o = sigm(gate[3 * H + j]);
                     c[j] = f * c[j] + i * g;
                     h[j] = o * std::tanh(c[j]);
                 }
@@ -118,10 +122,10 @@ std::vector<double> reference_scores(const Model &m, const std::vector<float> &s
         }
         const size_t D = H + S;
         for (size_t p = 0; p < P; ++p) {
-            double z = m.dense_b[p];
-            for (size_t k = 0; k < H; ++k) z += double(m.dense_w[p * D + k]) * h[k];
-            for (size_t k = 0; k < S; ++k) z += double(m.dense_w[p * D + H + k]) * double(statics[b * S + k]);
-            out[b * P + p] = sigm(z);
+            R z = m.dense_b[p];
+            for (size_t k = 0; k < H; ++k) z += R(m.dense_w[p * D + k]) * h[k];
+            for (size_t k = 0; k < S; ++k) z += R(m.dense_w[p * D + H + k]) * R(statics[b * S + k]);
+            out[b * P + p] = double(sigm(z));
         }
     }
     return out;
@@ -146,35 +150,100 @@ TEST(LstmForward, HandBuiltModelWidths) {
     EXPECT_EQ(b.static_width(), 0u);
 }
 
+// Every shape at moderate weights (uniform +-0.5) must agree with the double reference to 1e-5.
 TEST(LstmForward, MatchesReferenceAcrossShapes) {
     uint32_t seed = 100;
     int shapes = 0;
-    for (float scale : {0.5f, 3.0f})
-        for (uint32_t T : {1u, 3u, 16u})
-            for (uint32_t H : {1u, 7u, 32u, 128u})
-                for (uint32_t L : {1u, 2u, 3u})
-                    for (bool with_static : {false, true})
-                        for (size_t batch : {size_t(1), size_t(5), size_t(64)}) {
-                            ++seed;
-                            const Model m = make_model(T, H, L, with_static, scale, seed);
-                            std::vector<float> steps, statics;
-                            random_inputs(m, batch, seed * 7919u, steps, statics);
-                            LstmForward fwd(m, batch);
-                            std::vector<float> scores(batch * m.product_count(), -1.0f);
-                            fwd.score(steps.data(), with_static ? statics.data() : nullptr, batch, scores.data());
-                            const std::vector<double> ref = reference_scores(m, steps, statics, batch);
-                            double max_err = 0.0;
-                            for (size_t i = 0; i < ref.size(); ++i) {
-                                ASSERT_TRUE(std::isfinite(scores[i]));
-                                max_err = std::max(max_err, std::fabs(double(scores[i]) - ref[i]));
-                            }
-                            std::ostringstream shape;
-                            shape << "scale=" << scale << " T=" << T << " H=" << H << " L=" << L
-                                  << " static=" << m.static_width() << " batch=" << batch;
-                            EXPECT_LT(max_err, 1e-5) << shape.str();
-                            ++shapes;
+    for (uint32_t T : {1u, 3u, 16u})
+        for (uint32_t H : {1u, 7u, 32u, 128u})
+            for (uint32_t L : {1u, 2u, 3u})
+                for (bool with_static : {false, true})
+                    for (size_t batch : {size_t(1), size_t(5), size_t(64)}) {
+                        ++seed;
+                        const Model m = make_model(T, H, L, with_static, 0.5f, seed);
+                        std::vector<float> steps, statics;
+                        random_inputs(m, batch, seed * 7919u, steps, statics);
+                        LstmForward fwd(m, batch);
+                        std::vector<float> scores(batch * m.product_count(), -1.0f);
+                        fwd.score(steps.data(), with_static ? statics.data() : nullptr, batch, scores.data());
+                        const std::vector<double> ref = reference_scores<double>(m, steps, statics, batch);
+                        double max_err = 0.0;
+                        for (size_t i = 0; i < ref.size(); ++i) {
+                            ASSERT_TRUE(std::isfinite(scores[i]));
+                            max_err = std::max(max_err, std::fabs(double(scores[i]) - ref[i]));
                         }
-    EXPECT_EQ(shapes, 2 * 3 * 4 * 3 * 2 * 3);
+                        EXPECT_LT(max_err, 1e-5) << "T=" << T << " H=" << H << " L=" << L
+                                                 << " static=" << m.static_width() << " batch=" << batch;
+                        ++shapes;
+                    }
+    EXPECT_EQ(shapes, 3 * 4 * 3 * 2 * 3);
+}
+
+// Saturated weights (uniform +-3): gate pre-activations reach tens, so the activations'
+// clamped tails are exercised. At large H and T such a random LSTM is chaotic: float32
+// rounding alone is amplified step after step, and even the reference evaluated in float
+// differs from the double one by up to ~1 (measured). No float32 scorer can meet 1e-5 there,
+// so the 1e-5 bound is asserted on every shape where the float-precision reference itself
+// agrees with the double one to 1e-6 (well-conditioned; 149 of the 216 shapes with these
+// seeds), and on the others the scores must still be finite probabilities.
+TEST(LstmForward, MatchesReferenceWithSaturatedWeights) {
+    uint32_t seed = 100;
+    int shapes = 0, conditioned = 0;
+    for (uint32_t T : {1u, 3u, 16u})
+        for (uint32_t H : {1u, 7u, 32u, 128u})
+            for (uint32_t L : {1u, 2u, 3u})
+                for (bool with_static : {false, true})
+                    for (size_t batch : {size_t(1), size_t(5), size_t(64)}) {
+                        ++seed;
+                        const Model m = make_model(T, H, L, with_static, 3.0f, seed);
+                        std::vector<float> steps, statics;
+                        random_inputs(m, batch, seed * 7919u, steps, statics);
+                        LstmForward fwd(m, batch);
+                        std::vector<float> scores(batch * m.product_count(), -1.0f);
+                        fwd.score(steps.data(), with_static ? statics.data() : nullptr, batch, scores.data());
+                        const std::vector<double> ref = reference_scores<double>(m, steps, statics, batch);
+                        const std::vector<double> fref = reference_scores<float>(m, steps, statics, batch);
+                        double max_err = 0.0, float_ref_err = 0.0;
+                        for (size_t i = 0; i < ref.size(); ++i) {
+                            ASSERT_TRUE(std::isfinite(scores[i]));
+                            ASSERT_GE(scores[i], 0.0f);
+                            ASSERT_LE(scores[i], 1.0f);
+                            max_err = std::max(max_err, std::fabs(double(scores[i]) - ref[i]));
+                            float_ref_err = std::max(float_ref_err, std::fabs(fref[i] - ref[i]));
+                        }
+                        ++shapes;
+                        if (float_ref_err < 1e-6) {
+                            ++conditioned;
+                            EXPECT_LT(max_err, 1e-5) << "T=" << T << " H=" << H << " L=" << L
+                                                     << " static=" << m.static_width() << " batch=" << batch;
+                        }
+                    }
+    EXPECT_EQ(shapes, 3 * 4 * 3 * 2 * 3);
+    // The gate must not silently skip the saturated case: every T = 1 and H <= 7 shape is
+    // well-conditioned, and so are most others.
+    EXPECT_GE(conditioned, 120);
+}
+
+// Small saturated shapes are always well-conditioned: asserted unconditionally.
+TEST(LstmForward, SaturatedSmallShapesMatchReference) {
+    uint32_t seed = 9000;
+    for (uint32_t T : {1u, 3u, 16u})
+        for (uint32_t H : {1u, 7u})
+            for (uint32_t L : {1u, 2u, 3u})
+                for (size_t batch : {size_t(1), size_t(64)}) {
+                    ++seed;
+                    const Model m = make_model(T, H, L, true, 3.0f, seed);
+                    std::vector<float> steps, statics;
+                    random_inputs(m, batch, seed, steps, statics);
+                    LstmForward fwd(m, batch);
+                    std::vector<float> scores(batch * m.product_count());
+                    fwd.score(steps.data(), statics.data(), batch, scores.data());
+                    const std::vector<double> ref = reference_scores<double>(m, steps, statics, batch);
+                    double max_err = 0.0;
+                    for (size_t i = 0; i < ref.size(); ++i)
+                        max_err = std::max(max_err, std::fabs(double(scores[i]) - ref[i]));
+                    EXPECT_LT(max_err, 1e-5) << "T=" << T << " H=" << H << " L=" << L << " batch=" << batch;
+                }
 }
 
 // The reference itself must be sensitive: changing a single recurrent weight of the first
@@ -213,7 +282,9 @@ TEST(LstmForward, StaticsReachTheHead) {
         const double da = double(b[p]) - a[p];
         // Exact first-order check is overkill; the move must be in the weight's direction.
         const float w = m.dense_w[p * (3 + 5) + 3 + 4];
-        if (std::fabs(w) > 0.05f) EXPECT_GT(da * w, 0.0) << "product " << p;
+        if (std::fabs(w) > 0.05f) {
+            EXPECT_GT(da * w, 0.0) << "product " << p;
+        }
     }
 }
 
