@@ -307,3 +307,67 @@ CREATE FUNCTION recsys.untrained_model(
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'recsys_untrained_model' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION recsys.untrained_model(text, integer, integer, integer, bigint, date, text, text) IS 'A model over a Santander-shaped relation: default features fitted to rows up to until, random weights from seed';
+
+---------------------------------------------------------------------------------------------
+-- Training and evaluation
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION recsys.train(
+    model_name       text,
+    source           text    DEFAULT 'santander.snapshots',
+    train_months     integer DEFAULT 12,
+    validation_month date    DEFAULT NULL,
+    window_months    integer DEFAULT 16,
+    hidden           integer DEFAULT 64,
+    layers           integer DEFAULT 1,
+    epochs           integer DEFAULT 3,
+    batch_size       integer DEFAULT 256,
+    learning_rate    real    DEFAULT 0.003,
+    clip_norm        real    DEFAULT 5,
+    patience         integer DEFAULT 2,
+    seed             bigint  DEFAULT 1,
+    max_customers    integer DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'recsys_train' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.train(text, text, integer, date, integer, integer, integer, integer, integer, real, real, integer, bigint, integer) IS 'Trains the default Santander LSTM on the train_months target months before validation_month (streamed, mini-batch Adam, early stopping on validation MAP@7) and registers the best weights as a new candidate version; returns the version';
+-- SECURITY INVOKER: it reads the source with the caller's privileges and registers through
+-- recsys.register_model, whose EXECUTE privilege the caller also needs.
+REVOKE ALL ON FUNCTION recsys.train(text, text, integer, date, integer, integer, integer, integer, integer, real, real, integer, bigint, integer) FROM PUBLIC;
+
+-- Sessions running recsys.train, with their progress (epoch, batch, loss) as their query text.
+CREATE VIEW recsys.training_progress AS
+SELECT a.pid, a.query, a.query_start AS started
+  FROM pg_catalog.pg_stat_activity a
+ WHERE a.query LIKE 'recsys.train:%' AND a.state = 'active';
+COMMENT ON VIEW recsys.training_progress IS 'Running recsys.train() calls: pid, progress text (model, epoch, batch, loss), start time';
+GRANT SELECT ON recsys.training_progress TO PUBLIC;
+
+CREATE FUNCTION recsys.record_evaluation(model_name text, model_version integer, evaluation jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model_name IS NULL OR model_version IS NULL OR evaluation IS NULL THEN
+        RAISE EXCEPTION 'model name, version and evaluation must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(evaluation) <> 'object' THEN
+        RAISE EXCEPTION 'evaluation must be a JSON object keyed by month' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE recsys.models m
+       SET metrics = m.metrics || jsonb_build_object('evaluation',
+                                                     coalesce(m.metrics -> 'evaluation', '{}'::jsonb) || evaluation)
+     WHERE m.name = model_name AND m.version = model_version;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" version % does not exist', model_name, model_version USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.record_evaluation(text, integer, jsonb) IS 'Merges evaluation results into a model version''s metrics under "evaluation"; used by recsys.evaluate()';
+REVOKE ALL ON FUNCTION recsys.record_evaluation(text, integer, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION recsys.evaluate(model_name text, version integer DEFAULT NULL, month date DEFAULT NULL)
+RETURNS TABLE (method text, map7 double precision, map7_adders double precision, precision7 double precision,
+               recall7 double precision, coverage double precision, customers bigint, adders bigint)
+AS 'MODULE_PATHNAME', 'recsys_evaluate' LANGUAGE C VOLATILE ROWS 3;
+COMMENT ON FUNCTION recsys.evaluate(text, integer, date) IS 'MAP@7, precision@7, recall@7 and coverage of a model version (NULL: production, else latest) on a month (NULL: the latest), for customers with snapshots in that month and the one before, next to global and per-segment popularity baselines; stores the results in the model''s metrics';
+REVOKE ALL ON FUNCTION recsys.evaluate(text, integer, date) FROM PUBLIC;

@@ -12,7 +12,8 @@ namespace {
 // polynomial (Cephes expf coefficients), 2^n assembled in the exponent bits. Branch-free so
 // that the loops below vectorise.
 inline float fast_exp(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    x = x < -87.0f ? -87.0f : x;  // two plain selects: a nested one defeats if-conversion
+    x = x > 88.0f ? 88.0f : x;
     // Round to nearest by the 1.5 * 2^23 trick: std::nearbyint is a libm call without
     // SSE4.1 and would stop the loops from vectorising.
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -31,16 +32,36 @@ inline float fast_exp(float x) {
     return p * scale;
 }
 
-}  // namespace
-
-void sigmoid_inplace(float *x, size_t n) {
-    for (size_t i = 0; i < n; ++i) x[i] = 1.0f / (1.0f + fast_exp(-x[i]));
-}
+inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
 // tanh(x) = 1 - 2 / (exp(2x) + 1): stable for large |x| (tends to +-1), and for small |x|
 // the absolute error stays near float epsilon, which is what the 1e-5 parity needs.
+inline float fast_tanh(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
+
+}  // namespace
+
+// Each hot loop is compiled for AVX-512, AVX2+FMA and baseline x86-64; the loader picks
+// the best one the CPU has (GCC function multi-versioning), so one binary runs everywhere.
+#define RECSYS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+RECSYS_VECTOR_CLONES
+void lstm_cell_update(const float *gates, float *c, float *h, size_t hidden) {
+    const float *gi = gates, *gf = gates + hidden, *gg = gates + 2 * hidden, *go = gates + 3 * hidden;
+    for (size_t j = 0; j < hidden; ++j) {
+        const float cell = fast_sigmoid(gf[j]) * c[j] + fast_sigmoid(gi[j]) * fast_tanh(gg[j]);
+        c[j] = cell;
+        h[j] = fast_sigmoid(go[j]) * fast_tanh(cell);
+    }
+}
+
+RECSYS_VECTOR_CLONES
+void sigmoid_inplace(float *x, size_t n) {
+    for (size_t i = 0; i < n; ++i) x[i] = fast_sigmoid(x[i]);
+}
+
+RECSYS_VECTOR_CLONES
 void tanh_inplace(float *x, size_t n) {
-    for (size_t i = 0; i < n; ++i) x[i] = 1.0f - 2.0f / (fast_exp(2.0f * x[i]) + 1.0f);
+    for (size_t i = 0; i < n; ++i) x[i] = fast_tanh(x[i]);
 }
 
 void sigmoid_reference(float *x, size_t n) {

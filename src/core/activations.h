@@ -11,6 +11,9 @@ namespace recsys {
 
 void sigmoid_inplace(float *x, size_t n);
 void tanh_inplace(float *x, size_t n);
+// One LSTM cell step for one customer: gates holds the 4H pre-activations in PyTorch order
+// (input, forget, cell, output); updates c and writes h = o * tanh(c), in one pass.
+void lstm_cell_update(const float *gates, float *c, float *h, size_t hidden);
 // Exact libm versions, for tests and as the reference.
 void sigmoid_reference(float *x, size_t n);
 void tanh_reference(float *x, size_t n);

@@ -54,18 +54,8 @@ void LstmForward::score(const float *steps, const float *statics, size_t batch, 
             if (t > 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(batch), int(G), int(H_), 1.0f, h_.data(),
                             int(H_), layer.w_hh.data(), int(H_), 1.0f, g, int(G));
-            for (size_t b = 0; b < batch; ++b) {
-                float *gb = g + b * G;  // [i | f | g | o], each H wide
-                sigmoid_inplace(gb, 2 * H_);
-                tanh_inplace(gb + 2 * H_, H_);
-                sigmoid_inplace(gb + 3 * H_, H_);
-                float *c = c_.data() + b * H_;
-                float *h = h_.data() + b * H_;
-                for (size_t j = 0; j < H_; ++j) c[j] = gb[H_ + j] * c[j] + gb[j] * gb[2 * H_ + j];
-                std::memcpy(h, c, H_ * sizeof(float));
-                tanh_inplace(h, H_);
-                for (size_t j = 0; j < H_; ++j) h[j] *= gb[3 * H_ + j];
-            }
+            for (size_t b = 0; b < batch; ++b)
+                lstm_cell_update(g + b * G, c_.data() + b * H_, h_.data() + b * H_, H_);
             if (out_seq) std::memcpy(out_seq + t * batch * H_, h_.data(), batch * H_ * sizeof(float));
         }
         input = out_seq;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -170,7 +171,10 @@ std::string text_arg(FunctionCallInfo fcinfo, int n) {
 std::string json_number(double v) {
     if (!std::isfinite(v)) return "null";
     char buf[64];
-    snprintf(buf, sizeof buf, "%.17g", v);
+    for (int digits = 15; digits <= 17; ++digits) {  // shortest form that reads back exactly
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, nullptr) == v) break;
+    }
     return buf;
 }
 

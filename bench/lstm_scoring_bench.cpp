@@ -1,0 +1,48 @@
+// Core scoring loop alone (benchmark (b)) and the sgemm-bound rate (benchmark (d)), on the
+// reference model, single-threaded BLAS. Prints customers/second; the ratio to torch is
+// computed by bench/run_all.sh from the same run.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+
+#include <vector>
+
+#include "lstm_forward.h"
+#include "reference_model.h"
+
+using namespace recsys;
+
+static void BM_LstmForward(benchmark::State &state) {
+    openblas_set_num_threads(1);
+    const Model m = bench::reference_model();
+    const size_t batch = size_t(state.range(0));
+    std::vector<float> steps, statics, scores(batch * m.product_count());
+    bench::random_inputs(m, batch, steps, statics);
+    LstmForward forward(m, batch);
+    for (auto _ : state) {
+        forward.score(steps.data(), statics.data(), batch, scores.data());
+        benchmark::DoNotOptimize(scores.data());
+    }
+    state.counters["customers_per_s"] =
+        benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["gflops"] = benchmark::Counter(bench::flops_per_customer(m) * double(batch) *
+                                                      double(state.iterations()) / 1e9,
+                                                  benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LstmForward)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// sgemm throughput on the shapes the model uses most: (B x 128) x (128 x 512) for the
+// recurrent step and (T*B x 48) x (48 x 512) for the input projection.
+static void BM_Sgemm(benchmark::State &state) {
+    openblas_set_num_threads(1);
+    const int M = int(state.range(0)), N = int(state.range(1)), K = int(state.range(2));
+    std::vector<float> a(size_t(M) * K, 0.5f), b(size_t(N) * K, 0.25f), c(size_t(M) * N, 0.0f);
+    for (auto _ : state) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a.data(), K, b.data(), K, 1.0f, c.data(), N);
+        benchmark::DoNotOptimize(c.data());
+    }
+    state.counters["gflops"] =
+        benchmark::Counter(2.0 * M * N * K * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Sgemm)->Args({1024, 512, 128})->Args({16384, 512, 48})->Args({1024, 512, 48})->UseRealTime();
+
+BENCHMARK_MAIN();
