@@ -24,6 +24,10 @@ LstmForward::LstmForward(const Model &model, size_t max_batch)
     h_.resize(max_batch_ * H_);
     c_.resize(max_batch_ * H_);
     head_in_.resize(max_batch_ * (H_ + S_));
+    const size_t G = 4 * H_;
+    bias_.resize(model.layers.size() * G);
+    for (size_t l = 0; l < model.layers.size(); ++l)
+        for (size_t j = 0; j < G; ++j) bias_[l * G + j] = model.layers[l].b_ih[j] + model.layers[l].b_hh[j];
 }
 
 void LstmForward::score(const float *steps, const float *statics, size_t batch, float *scores) {
@@ -40,10 +44,8 @@ void LstmForward::score(const float *steps, const float *statics, size_t batch, 
         // Input projections of all T steps at once: (T*B x in) x (in x 4H), plus both biases.
         float *gates = gates_.data();
         const size_t rows = T_ * batch;
-        for (size_t r = 0; r < rows; ++r) {
-            float *g = gates + r * G;
-            for (size_t j = 0; j < G; ++j) g[j] = layer.b_ih[j] + layer.b_hh[j];
-        }
+        const float *bias = bias_.data() + l * G;
+        for (size_t r = 0; r < rows; ++r) std::memcpy(gates + r * G, bias, G * sizeof(float));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(G), int(input_width), 1.0f, input,
                     int(input_width), layer.w_ih.data(), int(input_width), 1.0f, gates, int(G));
 

@@ -31,6 +31,7 @@ private:
     std::vector<float> seq_a_, seq_b_;  // T x batch x H: hidden sequences between layers
     std::vector<float> h_, c_;   // batch x H
     std::vector<float> head_in_; // batch x (H + S)
+    std::vector<float> bias_;    // layers x 4H: b_ih + b_hh, summed once
 };
 
 }  // namespace recsys
