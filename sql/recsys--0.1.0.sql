@@ -224,11 +224,11 @@ AS 'MODULE_PATHNAME', 'recsys_recommend_many' LANGUAGE C STABLE PARALLEL SAFE CO
 COMMENT ON FUNCTION recsys.recommend_many(bigint[], integer, text, integer) IS 'recommend() for many customers at once, scored in batches; use it instead of calling recommend() per row';
 
 CREATE FUNCTION recsys.score_all(model text DEFAULT 'default', k integer DEFAULT 7, version integer DEFAULT NULL,
-                                 as_of date DEFAULT NULL)
+                                 as_of date DEFAULT NULL, shard integer DEFAULT 0, shards integer DEFAULT 1)
 RETURNS TABLE (customer_id bigint, model_name text, model_version integer, computed_at timestamptz,
                products text[], scores real[])
 AS 'MODULE_PATHNAME', 'recsys_score_all' LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 1000000;
-COMMENT ON FUNCTION recsys.score_all(text, integer, integer, date) IS 'Recommendations for every customer of the model''s source relation (snapshots up to as_of), scored in batches; usable as a materialized view''s query';
+COMMENT ON FUNCTION recsys.score_all(text, integer, integer, date, integer, integer) IS 'Recommendations for every customer of the model''s source relation (snapshots up to as_of), scored in batches; usable as a materialized view''s query. shard/shards split the customers (customer_id mod shards = shard) so that several connections can score in parallel';
 
 ---------------------------------------------------------------------------------------------
 -- Materialized recommendations
@@ -320,7 +320,7 @@ CREATE FUNCTION recsys.train(
     window_months    integer DEFAULT 16,
     hidden           integer DEFAULT 64,
     layers           integer DEFAULT 1,
-    epochs           integer DEFAULT 3,
+    epochs           integer DEFAULT 5,
     batch_size       integer DEFAULT 256,
     learning_rate    real    DEFAULT 0.003,
     clip_norm        real    DEFAULT 5,

@@ -281,14 +281,23 @@ RECSYS_FUNCTION(recsys_score_all) {
     const int32_t version = version_arg(fcinfo, 2);
     const bool has_as_of = !PG_ARGISNULL(3);
     const Datum as_of = has_as_of ? PG_GETARG_DATUM(3) : (Datum)0;
+    const int32_t shard = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
+    const int32_t shards = PG_ARGISNULL(5) ? 1 : PG_GETARG_INT32(5);
+    if (shards < 1 || shard < 0 || shard >= shards)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       "shard must be between 0 and shards - 1, and shards at least 1 (got shard " +
+                           std::to_string(shard) + " of " + std::to_string(shards) + ")");
     check_k(k, nullptr);
 
     spi_connect();
     std::shared_ptr<LoadedModel> m = acquire_model(name, version);
     check_k(k, m.get());
     RowWriter w = make_row_writer(fcinfo, *m);
-    const std::string sql =
-        m->reader->batch_query(has_as_of ? "(" + m->reader->month_column_sql() + ")::date <= $1" : std::string());
+    std::string where = has_as_of ? "(" + m->reader->month_column_sql() + ")::date <= $1" : std::string();
+    if (shards > 1)
+        where += (where.empty() ? "" : " AND ") + std::string("mod((") + m->reader->id_column_sql() + ")::int8, " +
+                 std::to_string(shards) + ") = " + std::to_string(shard);
+    const std::string sql = m->reader->batch_query(where);
     Oid types[1] = {DATEOID};
     Datum args[1] = {as_of};
     const Datum model_name = pg_call([&] {

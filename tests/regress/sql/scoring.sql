@@ -86,6 +86,13 @@ SELECT bool_and(l.products = recsys.recommend(l.customer_id, 7, 'sc_model')) AS 
 -- as_of: scoring as of an earlier month uses only the snapshots up to it.
 SELECT count(*) AS customers_then FROM recsys.score_all('sc_model', 3, as_of => '2015-03-28');
 
+-- Shards partition the customers, so that connections can score them in parallel.
+SELECT count(*) AS customers, count(DISTINCT customer_id) AS distinct_customers
+  FROM (SELECT * FROM recsys.score_all('sc_model', 3, shard => 0, shards => 3)
+        UNION ALL SELECT * FROM recsys.score_all('sc_model', 3, shard => 1, shards => 3)
+        UNION ALL SELECT * FROM recsys.score_all('sc_model', 3, shard => 2, shards => 3)) s;
+SELECT count(*) FROM recsys.score_all('sc_model', 3, shard => 3, shards => 3);
+
 -- Pinned version in batch.
 SELECT DISTINCT model_version FROM recsys.score_all('sc_model', 3, version => 2);
 
