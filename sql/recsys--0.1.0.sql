@@ -318,7 +318,7 @@ CREATE FUNCTION recsys.train(
     train_months     integer DEFAULT 12,
     validation_month date    DEFAULT NULL,
     window_months    integer DEFAULT 16,
-    hidden           integer DEFAULT 64,
+    hidden           integer DEFAULT 128,
     layers           integer DEFAULT 1,
     epochs           integer DEFAULT 5,
     batch_size       integer DEFAULT 256,
