@@ -1,19 +1,43 @@
 // Core scoring loop alone (benchmark (b)) and the sgemm-bound rate (benchmark (d)), on the
 // reference model, single-threaded BLAS. Prints customers/second; the ratio to torch is
 // computed by bench/run_all.sh from the same run.
+//
+// RECSYS_BENCH_MODEL=/path/model.rsm scores that model file (e.g. the torch-exported weights
+// of bench/torch_reference.py, so that (b) and (c) use the same weights) instead of
+// bench::reference_model(); the inputs are bench::random_inputs either way.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 #include <vector>
 
 #include "lstm_forward.h"
+#include "model_format.h"
 #include "reference_model.h"
 
 using namespace recsys;
 
+static const Model &bench_model() {
+    static const Model model = [] {
+        const char *path = std::getenv("RECSYS_BENCH_MODEL");
+        if (path == nullptr || *path == '\0') return bench::reference_model();
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw std::runtime_error(std::string("cannot open RECSYS_BENCH_MODEL ") + path);
+        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        Model m = parse_model(bytes.data(), bytes.size());
+        std::fprintf(stderr, "lstm_scoring_bench: model %s (%zu bytes)\n", path, bytes.size());
+        return m;
+    }();
+    return model;
+}
+
 static void BM_LstmForward(benchmark::State &state) {
     openblas_set_num_threads(1);
-    const Model m = bench::reference_model();
+    const Model &m = bench_model();
     const size_t batch = size_t(state.range(0));
     std::vector<float> steps, statics, scores(batch * m.product_count());
     bench::random_inputs(m, batch, steps, statics);
@@ -24,6 +48,7 @@ static void BM_LstmForward(benchmark::State &state) {
     }
     state.counters["customers_per_s"] =
         benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["flops_per_customer"] = bench::flops_per_customer(m);
     state.counters["gflops"] = benchmark::Counter(bench::flops_per_customer(m) * double(batch) *
                                                       double(state.iterations()) / 1e9,
                                                   benchmark::Counter::kIsRate);

@@ -126,16 +126,17 @@ std::shared_ptr<LoadedModel> load(const std::string &name, int32_t version, cons
 
 void register_model_cache_callbacks() { CacheRegisterRelcacheCallback(registry_changed, (Datum)0); }
 
-void invalidate_registry_everywhere() {
-    if (models_relid == InvalidOid) models_relid = lookup_models_relid();
-    pg_call([] { CacheInvalidateRelcacheByRelid(models_relid); });
+void invalidate_registry_everywhere(Oid registry_relid) {
+    pg_call([&] { CacheInvalidateRelcacheByRelid(registry_relid); });
 }
 
 std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version) {
-    if (models_relid == InvalidOid) models_relid = lookup_models_relid();
     const auto key = std::make_pair(name, version < 0 ? -1 : version);
     auto it = resolutions.find(key);
     if (it == resolutions.end() || it->second.generation != registry_generation) {
+        // Looked up again after every invalidation: DROP and CREATE EXTENSION give the
+        // registry table a new oid, and dropping the old one sends an invalidation.
+        models_relid = lookup_models_relid();
         Resolution r = resolve(name, version);
         it = resolutions.insert_or_assign(key, std::move(r)).first;
     }

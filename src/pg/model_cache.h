@@ -18,6 +18,7 @@
 #include "history.h"
 #include "lstm_forward.h"
 #include "model.h"
+#include "postgres_headers.h"
 #include "source_reader.h"
 
 namespace recsys::pg {
@@ -46,6 +47,6 @@ std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t vers
 void register_model_cache_callbacks();
 
 // Sends the invalidation that tells every backend the registry changed (from the trigger).
-void invalidate_registry_everywhere();
+void invalidate_registry_everywhere(Oid registry_relid);
 
 }  // namespace recsys::pg

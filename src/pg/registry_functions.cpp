@@ -79,6 +79,6 @@ RECSYS_FUNCTION(recsys_read_model_file) {
 RECSYS_FUNCTION(recsys_registry_changed) {
     const bool is_trigger = CALLED_AS_TRIGGER(fcinfo);
     if (!is_trigger) throw SqlError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "recsys_registry_changed must be called as a trigger");
-    invalidate_registry_everywhere();
+    invalidate_registry_everywhere(RelationGetRelid(reinterpret_cast<TriggerData *>(fcinfo->context)->tg_relation));
     return PointerGetDatum(nullptr);
 }
