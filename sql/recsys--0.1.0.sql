@@ -371,3 +371,51 @@ RETURNS TABLE (method text, map7 double precision, map7_adders double precision,
 AS 'MODULE_PATHNAME', 'recsys_evaluate' LANGUAGE C VOLATILE ROWS 3;
 COMMENT ON FUNCTION recsys.evaluate(text, integer, date) IS 'MAP@7, precision@7, recall@7 and coverage of a model version (NULL: production, else latest) on a month (NULL: the latest), for customers with snapshots in that month and the one before, next to global and per-segment popularity baselines; stores the results in the model''s metrics';
 REVOKE ALL ON FUNCTION recsys.evaluate(text, integer, date) FROM PUBLIC;
+
+-- The promotion gate of the continuous training cycle: a candidate replaces production only
+-- if it is not worse on held-out data (the same month, the same customers, the same metric).
+CREATE FUNCTION recsys.promote_if_better(
+    model_name text,
+    candidate  integer,
+    month      date             DEFAULT NULL,
+    tolerance  double precision DEFAULT 0)
+RETURNS TABLE (promoted boolean, candidate_map7 double precision, production_version integer,
+               production_map7 double precision, reason text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    current_version integer;
+    c_map7 double precision;
+    p_map7 double precision;
+BEGIN
+    IF model_name IS NULL OR candidate IS NULL THEN
+        RAISE EXCEPTION 'model name and candidate version must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT m.version INTO current_version FROM recsys.models m
+     WHERE m.name = model_name AND m.status = 'production';
+    SELECT e.map7 INTO c_map7 FROM recsys.evaluate(model_name, candidate, month) e WHERE e.method = 'lstm';
+    IF current_version IS NULL THEN
+        PERFORM recsys.promote(model_name, candidate);
+        RETURN QUERY SELECT true, c_map7, NULL::integer, NULL::double precision,
+                            'promoted: there was no production version'::text;
+        RETURN;
+    END IF;
+    IF current_version = candidate THEN
+        RETURN QUERY SELECT false, c_map7, current_version, c_map7, 'already the production version'::text;
+        RETURN;
+    END IF;
+    SELECT e.map7 INTO p_map7 FROM recsys.evaluate(model_name, current_version, month) e WHERE e.method = 'lstm';
+    IF c_map7 >= p_map7 - coalesce(tolerance, 0) THEN
+        PERFORM recsys.promote(model_name, candidate);
+        RETURN QUERY SELECT true, c_map7, current_version, p_map7,
+                            format('promoted: MAP@7 %s is not below production''s %s',
+                                   round(c_map7::numeric, 5), round(p_map7::numeric, 5));
+    ELSE
+        RETURN QUERY SELECT false, c_map7, current_version, p_map7,
+                            format('kept version %s: candidate MAP@7 %s is below production''s %s',
+                                   current_version, round(c_map7::numeric, 5), round(p_map7::numeric, 5));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION recsys.promote_if_better(text, integer, date, double precision) IS 'Evaluates a candidate and the production version on the same held-out month and promotes the candidate only if its MAP@7 is not worse (within tolerance)';
+REVOKE ALL ON FUNCTION recsys.promote_if_better(text, integer, date, double precision) FROM PUBLIC;

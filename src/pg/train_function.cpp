@@ -26,11 +26,6 @@
 #include "model_format.h"
 #include "santander_features.h"
 
-extern "C" {
-#include "utils/backend_status.h"
-#include "tcop/tcopprot.h"
-}
-
 using namespace recsys;
 using namespace recsys::pg;
 

@@ -1,6 +1,5 @@
 -- recsys.train and recsys.evaluate on a small generated data set.
 SET client_min_messages = warning;  -- per-epoch NOTICEs carry timings
-CREATE EXTENSION IF NOT EXISTS recsys;
 CREATE SCHEMA train_test;
 CREATE TABLE train_test.t AS SELECT * FROM recsys.generate_santander(3000);
 
@@ -51,6 +50,18 @@ SELECT ARRAY(SELECT jsonb_object_keys(metrics -> 'evaluation') ORDER BY 1) AS ev
 SELECT (e ->> 'map7')::float8 = (metrics ->> 'map7')::float8 AS evaluation_matches_validation
   FROM recsys.models, LATERAL (SELECT metrics -> 'evaluation' -> '2016-05' -> 'lstm') AS x(e)
  WHERE name = 'regress_lstm' AND version = 1;
+
+-- The promotion gate: the first candidate goes to production; an untrained model of the
+-- same shape is worse on the held-out month and is kept out; an identical model is not worse.
+SELECT promoted, production_version, reason LIKE 'promoted: there was no production version' AS first
+  FROM recsys.promote_if_better('regress_lstm', 1);
+SELECT recsys.register_model('regress_lstm',
+       recsys.untrained_model('train_test.t', window_months => 6, hidden => 16, seed => 3, until => '2016-04-28')) AS untrained;
+SELECT promoted, production_version, candidate_map7 < production_map7 AS candidate_worse
+  FROM recsys.promote_if_better('regress_lstm', 3);
+SELECT promoted, production_version, candidate_map7 = production_map7 AS same_map7
+  FROM recsys.promote_if_better('regress_lstm', 2);
+SELECT version, status FROM recsys.models WHERE name = 'regress_lstm' ORDER BY version;
 
 -- Bad inputs fail clearly, and nothing is registered.
 \set VERBOSITY terse
