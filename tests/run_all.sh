@@ -75,6 +75,7 @@ PGDATABASE=recsys_integration psql -qXc "CREATE EXTENSION recsys" >/dev/null
 export RECSYS_PG_DSN="host=$cluster port=$port user=postgres dbname=recsys_integration"
 run_integration "header firewall" tests/check_header_firewall.sh
 run_integration "santander loader" env PGDATABASE=recsys_integration tests/integration/test_santander_loader.sh
+run_integration "generated CSV round trip" env PGDATABASE=recsys_integration tests/integration/test_generated_csv_roundtrip.sh
 run_integration "torch parity" /usr/bin/python3 tests/integration/test_torch_parity.py --cli build/recsys_model_cli
 for t in tests/integration/test_*.py; do
     case "$t" in */test_torch_parity.py) continue ;; esac
