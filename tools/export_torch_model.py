@@ -10,7 +10,7 @@ products. recsys scores a customer as::
     scores = sigmoid(head(cat([h_T, statics], dim=1)))
 
 The bytes written are exactly what ``src/core/model_format.cpp`` serializes: the magic
-``RECSYSLM``, format version 1 (u32), the total length (u64), the source, window, flags,
+``RECSYSLM``, format version 1 (u32), the total length (u64), the source, window, flags, start month,
 dimensions, products and features, the float32 little-endian weights in PyTorch order
 (per layer: weight_ih, weight_hh, bias_ih, bias_hh; then head.weight, head.bias), and the
 SHA-256 of all preceding bytes.
@@ -95,6 +95,7 @@ import sys
 MAGIC = b"RECSYSLM"
 FORMAT_VERSION = 1
 FLAG_PRODUCT_ADDS = 1
+FLAG_FROM_START_MONTH = 2
 CHECKSUM_BYTES = 32
 
 # Limits enforced by the C++ parser (src/core/model.h).
@@ -173,6 +174,21 @@ def normalize_spec(spec):
         },
         "window_months": _count(spec.get("window_months"), "window_months", 1, MAX_WINDOW_MONTHS),
     }
+    # "history": {"mode": "sliding_window"} (the default: the last T months) or
+    # {"mode": "from_start_month", "start_month": "YYYY-MM"} (every month since then).
+    history = spec.get("history", {"mode": "sliding_window"})
+    if not isinstance(history, dict) or history.get("mode") not in ("sliding_window", "from_start_month"):
+        _fail('history must be {"mode": "sliding_window"} or {"mode": "from_start_month", "start_month": "YYYY-MM"}')
+    out["history"] = {"mode": history["mode"]}
+    if history["mode"] == "from_start_month":
+        start = history.get("start_month")
+        try:
+            year, month = (int(x) for x in str(start).split("-")[:2])
+            if not (1900 <= year <= 9999 and 1 <= month <= 12):
+                raise ValueError
+        except ValueError:
+            _fail(f"history.start_month must be YYYY-MM, got {start!r}")
+        out["history"]["start_month"] = f"{year:04d}-{month:02d}"
     adds = spec.get("include_product_adds", True)
     if not isinstance(adds, bool):
         _fail(f"include_product_adds must be true or false, got {adds!r}")
@@ -330,7 +346,13 @@ def export_model(lstm, head, spec):
     string(spec["source"]["id_column"])
     string(spec["source"]["month_column"])
     u32(spec["window_months"])
-    u32(FLAG_PRODUCT_ADDS if spec["include_product_adds"] else 0)
+    from_start = spec["history"]["mode"] == "from_start_month"
+    u32((FLAG_PRODUCT_ADDS if spec["include_product_adds"] else 0) | (FLAG_FROM_START_MONTH if from_start else 0))
+    if from_start:
+        year, month = (int(x) for x in spec["history"]["start_month"].split("-"))
+        u32(year * 12 + month - 1)
+    else:
+        u32(0)
     u32(H)
     u32(L)
     u32(P)

@@ -22,6 +22,7 @@ public:
     uint32_t window() const { return window_; }
     uint32_t step_width() const { return step_width_; }
     uint32_t static_width() const { return static_width_; }
+    bool history_from_start() const { return model_.history == HistoryMode::FromStartMonth; }
 
     // Encodes customers [first, first + count) of the batch.
     //   steps:   time-major, T x count x step_width (step t of customer b at (t*count + b))
@@ -30,8 +31,17 @@ public:
     //            (all zero when that month is absent); used to exclude held products
     // end_month[b] is the month the window ends at (the customer's latest month when
     // as_of_month < 0, else as_of_month; rows after it are ignored).
+    // FromStartMonth models: step t is month start_month + t, the sequence ends at
+    // end_month, and lengths[b] (required) receives its number of steps; a customer with more
+    // months since the start than the model's window is refused (DataException).
     void encode(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month, float *steps,
-                float *statics, uint8_t *held, int32_t *end_month) const;
+                float *statics, uint8_t *held, int32_t *end_month, uint32_t *lengths = nullptr) const;
+
+    // One step's input for month row r of `batch` (r_previous: the customer's row for the
+    // month before, or SIZE_MAX when there is none), as encode() writes it.
+    void encode_step(const HistoryBatch &batch, size_t r, size_t r_previous, float *step) const;
+    // The static input from month row r.
+    void encode_statics(const HistoryBatch &batch, size_t r, float *statics) const;
 
     // Encodes one feature value (raw numeric or categorical code) into out[0..width).
     void encode_feature(const FeatureSpec &f, float raw, float *out) const;

@@ -73,9 +73,21 @@ struct LstmLayer {
     std::vector<float> w_ih, w_hh, b_ih, b_hh;
 };
 
+// Which months a customer's sequence covers.
+enum class HistoryMode : uint8_t {
+    // The T months ending at the customer's latest month (months before are zero steps).
+    SlidingWindow = 0,
+    // Every month from start_month to the customer's latest month (at most T of them). The
+    // LSTM state after month m then suffices to score month m + 1: recsys keeps it per
+    // customer and advances it by one step when a new monthly snapshot lands.
+    FromStartMonth = 1,
+};
+
 struct Model {
     SourceSpec source;
-    uint32_t window_months = 0;        // T: months of history fed to the LSTM, latest last
+    uint32_t window_months = 0;        // T: months of history fed to the LSTM (the capacity in FromStartMonth)
+    HistoryMode history = HistoryMode::SlidingWindow;
+    int32_t start_month = 0;           // FromStartMonth: month index (year * 12 + month - 1) of step 0
     bool include_product_adds = true;  // step input also carries "added this month" flags
     uint32_t hidden = 0;               // H
     std::vector<FeatureSpec> features;

@@ -11,6 +11,7 @@ namespace recsys {
 namespace {
 
 constexpr uint32_t kFlagProductAdds = 1u;
+constexpr uint32_t kFlagFromStartMonth = 2u;
 constexpr size_t kHeaderBytes = 8 + 4 + 8;
 constexpr size_t kChecksumBytes = 32;
 
@@ -38,7 +39,9 @@ std::vector<uint8_t> serialize_model(const Model &model) {
     w.str(model.source.id_column);
     w.str(model.source.month_column);
     w.u32(model.window_months);
-    w.u32(model.include_product_adds ? kFlagProductAdds : 0u);
+    w.u32((model.include_product_adds ? kFlagProductAdds : 0u) |
+          (model.history == HistoryMode::FromStartMonth ? kFlagFromStartMonth : 0u));
+    w.u32(static_cast<uint32_t>(model.start_month));
     w.u32(model.hidden);
     w.u32(static_cast<uint32_t>(model.layers.size()));
     w.u32(model.product_count());
@@ -108,8 +111,11 @@ Model parse_model(const uint8_t *data, size_t length) {
     m.source.month_column = r.str(kMaxNameLength, "month column");
     m.window_months = bounded(r, kMaxWindowMonths, "window months");
     const uint32_t flags = r.u32("flags");
-    if (flags & ~kFlagProductAdds) corrupt("model is inconsistent", "Unknown flags are set in the header.");
+    if (flags & ~(kFlagProductAdds | kFlagFromStartMonth))
+        corrupt("model is inconsistent", "Unknown flags are set in the header.");
     m.include_product_adds = (flags & kFlagProductAdds) != 0;
+    m.history = (flags & kFlagFromStartMonth) ? HistoryMode::FromStartMonth : HistoryMode::SlidingWindow;
+    m.start_month = static_cast<int32_t>(r.u32("start month"));
     m.hidden = bounded(r, kMaxHidden, "hidden size");
     const uint32_t layer_count = bounded(r, kMaxLayers, "layer count");
     const uint32_t product_count = bounded(r, kMaxProducts, "product count");

@@ -87,6 +87,17 @@ std::string model_spec_json(const Model &m) {
     key(out, "window_months");
     append_uint(out, m.window_months);
     out += ',';
+    key(out, "history");
+    if (m.history == HistoryMode::FromStartMonth) {
+        char start[16];
+        snprintf(start, sizeof start, "%04d-%02d", m.start_month / 12, m.start_month % 12 + 1);
+        out += "{\"mode\":\"from_start_month\",\"start_month\":\"";
+        out += start;
+        out += "\"}";
+    } else {
+        out += "{\"mode\":\"sliding_window\"}";
+    }
+    out += ',';
     key(out, "include_product_adds");
     out += m.include_product_adds ? "true" : "false";
     out += ',';

@@ -4,7 +4,9 @@
 // Shape (keys in this order):
 //   {"format_version":1,
 //    "source":{"relation":..,"id_column":..,"month_column":..},
-//    "window_months":T, "include_product_adds":bool, "hidden":H, "layers":L,
+//    "window_months":T, "history":{"mode":"sliding_window"} or
+//      {"mode":"from_start_month","start_month":"YYYY-MM"},
+//    "include_product_adds":bool, "hidden":H, "layers":L,
 //    "step_width":.., "static_width":..,
 //    "products":[..],
 //    "features":[{"column":..,"kind":"numeric"|"categorical","role":"dynamic"|"static",

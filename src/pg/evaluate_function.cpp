@@ -28,13 +28,15 @@ ExampleBatch::ExampleBatch(const FeatureEncoder &encoder, size_t capacity, uint3
     held_.resize(capacity * products);
     customers_.resize(capacity);
     end_month_.resize(capacity);
+    lengths_.resize(capacity);
+    from_start_ = encoder.history_from_start();
 }
 
 size_t ExampleBatch::add(const HistoryBatch &history, size_t c, int32_t as_of) {
     if (n_ >= capacity_) fail(ErrorKind::Internal, "example batch is full");
     const size_t slot = n_++;
     encoder_.encode(history, c, 1, as_of, staged_.data() + slot * T_ * W_, statics_.data() + slot * encoder_.static_width(),
-                    held_.data() + slot * products_, end_month_.data() + slot);
+                    held_.data() + slot * products_, end_month_.data() + slot, lengths_.data() + slot);
     customers_[slot] = history.customer_ids[c];
     return slot;
 }
@@ -63,6 +65,7 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
     // Rows the windows need (T months before month, plus one for their first "added" flags),
     // and the 12 months of adds (13 months of rows) for the baselines.
     int32_t first = month - 1 - T;
+    if (model.history == HistoryMode::FromStartMonth) first = std::min(first, model.start_month);
     if (baselines) first = std::min(first, month - 13);
     std::string where = "(" + reader.month_column_sql() + ")::date >= " + month_start_literal(first) + " AND (" +
                         reader.month_column_sql() + ")::date < " + month_start_literal(month + 1);
@@ -90,7 +93,7 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
     auto score_batch = [&] {
         if (batch.size() == 0) return;
         batch.finish();
-        forward.score(batch.steps(), batch.statics(), batch.size(), scores.data());
+        forward.score(batch.steps(), batch.statics(), batch.size(), scores.data(), batch.lengths());
         for (size_t b = 0; b < batch.size(); ++b) {
             const auto ranked = top_k(scores.data() + b * P, batch.held(b), P, kEvaluationK);
             for (size_t i = 0; i < ranked.size(); ++i) ranked_ids[i] = ranked[i].product;

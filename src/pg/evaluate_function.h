@@ -45,6 +45,8 @@ public:
     const float *labels() const { return labels_.data(); }
     const float *mask() const { return mask_.data(); }
     int64_t customer(size_t slot) const { return customers_[slot]; }
+    // Sequence lengths for models whose history runs from a start month, else nullptr.
+    const uint32_t *lengths() const { return from_start_ ? lengths_.data() : nullptr; }
 
 private:
     const FeatureEncoder &encoder_;
@@ -55,6 +57,8 @@ private:
     std::vector<uint8_t> held_;
     std::vector<int64_t> customers_;
     std::vector<int32_t> end_month_;
+    std::vector<uint32_t> lengths_;
+    bool from_start_;
 };
 
 struct MonthEvaluation {

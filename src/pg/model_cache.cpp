@@ -119,6 +119,7 @@ std::shared_ptr<LoadedModel> load(const std::string &name, int32_t version, cons
     m->scores.resize(m->model.product_count());
     m->held.resize(m->model.product_count());
     m->end_month.resize(1);
+    m->lengths.resize(1);
     return m;
 }
 

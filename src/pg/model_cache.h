@@ -35,6 +35,7 @@ struct LoadedModel {
     std::vector<float> steps, statics, scores;
     std::vector<uint8_t> held;
     std::vector<int32_t> end_month;
+    std::vector<uint32_t> lengths;
     HistoryBatch history;
 };
 

@@ -54,8 +54,10 @@ void score_single(LoadedModel &m, int64_t customer_id) {
                        "Model \"" + m.name + "\" version " + std::to_string(m.version) +
                            " scores customers from their monthly snapshots in that relation.",
                        "Check the id, or load the customer's snapshots first.");
-    m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data());
-    m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data());
+    const bool from_start = m.model.history == HistoryMode::FromStartMonth;
+    m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
+                      from_start ? m.lengths.data() : nullptr);
+    m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), from_start ? m.lengths.data() : nullptr);
 }
 
 Datum text_array(const std::vector<std::string> &names, const std::vector<Ranked> &ranked) {
@@ -145,14 +147,17 @@ void score_stream(LoadedModel &m, const std::string &sql, int nargs, Oid *types,
     std::vector<float> steps(T * B * m.encoder->step_width()), statics(B * m.encoder->static_width()), scores(B * P);
     std::vector<uint8_t> held(B * P);
     std::vector<int32_t> end_month(B);
+    std::vector<uint32_t> lengths(B);
+    uint32_t *lengths_or_null = m.model.history == HistoryMode::FromStartMonth ? lengths.data() : nullptr;
     HistoryBatch history;
     history.reset(m.model.features.size(), P);
 
     auto score_customers = [&](size_t count) {
         for (size_t first = 0; first < count; first += B) {
             const size_t n = std::min(B, count - first);
-            m.encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(), end_month.data());
-            forward.score(steps.data(), statics.data(), n, scores.data());
+            m.encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(), end_month.data(),
+                              lengths_or_null);
+            forward.score(steps.data(), statics.data(), n, scores.data(), lengths_or_null);
             for (size_t b = 0; b < n; ++b) {
                 const auto ranked = top_k(scores.data() + b * P, held.data() + b * P, uint32_t(P), k);
                 emit(history.customer_ids[first + b], ranked, scores.data() + b * P);

@@ -117,7 +117,7 @@ uint32_t get_u32(const std::vector<uint8_t> &bytes, size_t at) {
 size_t dims_offset(const Model &m) {
     return kHeader + 12 + m.source.relation.size() + m.source.id_column.size() + m.source.month_column.size();
 }
-// Fields after it: window +0, flags +4, hidden +8, layer count +12, product count +16.
+// Fields after it: window +0, flags +4, start month +8, hidden +12, layer count +16, product count +20.
 
 // Parses a copy of exactly `length` bytes, so any read past the end is a read past the
 // allocation; returns the error (or fails the test if none was thrown).
@@ -143,7 +143,7 @@ TEST(ModelFormat, RoundTripPreservesEverything) {
     EXPECT_EQ(get_u32(bytes, 8), kModelFormatVersion);
     EXPECT_EQ(get_u32(bytes, 12), bytes.size());
     EXPECT_EQ(get_u32(bytes, 16), 0u);
-    EXPECT_EQ(get_u32(bytes, dims_offset(m) + 8), m.hidden);
+    EXPECT_EQ(get_u32(bytes, dims_offset(m) + 12), m.hidden);
 
     const Model r = parse_model(bytes.data(), bytes.size());
     EXPECT_EQ(r.source.relation, m.source.relation);
@@ -291,9 +291,9 @@ TEST(ModelFormat, AbsurdDimensionsRefused) {
     const std::vector<uint8_t> good = serialize_model(m);
     const size_t at = dims_offset(m);
     ASSERT_EQ(get_u32(good, at), m.window_months);
-    ASSERT_EQ(get_u32(good, at + 8), m.hidden);
-    ASSERT_EQ(get_u32(good, at + 12), m.layers.size());
-    ASSERT_EQ(get_u32(good, at + 16), m.product_count());
+    ASSERT_EQ(get_u32(good, at + 12), m.hidden);
+    ASSERT_EQ(get_u32(good, at + 16), m.layers.size());
+    ASSERT_EQ(get_u32(good, at + 20), m.product_count());
     struct Case {
         size_t offset;
         uint32_t value;
@@ -301,16 +301,16 @@ TEST(ModelFormat, AbsurdDimensionsRefused) {
     };
     const Case cases[] = {
         {at + 0, 1000000000u, "window"},
-        {at + 8, 1000000000u, "hidden"},
-        {at + 8, kMaxHidden + 1, "hidden just over"},
-        {at + 8, kMaxHidden, "hidden at the limit, weights missing"},
-        {at + 12, 1000000u, "layers"},
-        {at + 12, kMaxLayers, "layers at the limit, weights missing"},
-        {at + 16, 1000000u, "products"},
-        {at + 16, 0xffffffffu, "products max"},
-        {at + 16, kMaxProducts, "products at the limit, names missing"},
+        {at + 12, 1000000000u, "hidden"},
+        {at + 12, kMaxHidden + 1, "hidden just over"},
+        {at + 12, kMaxHidden, "hidden at the limit, weights missing"},
+        {at + 16, 1000000u, "layers"},
+        {at + 16, kMaxLayers, "layers at the limit, weights missing"},
+        {at + 20, 1000000u, "products"},
+        {at + 20, 0xffffffffu, "products max"},
+        {at + 20, kMaxProducts, "products at the limit, names missing"},
         {at + 0, 0u, "zero window"},
-        {at + 8, 0u, "zero hidden"},
+        {at + 12, 0u, "zero hidden"},
         {at + 4, 0x80u, "unknown flag"},
     };
     for (const Case &c : cases) {

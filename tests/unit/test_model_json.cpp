@@ -95,7 +95,7 @@ TEST(ModelJson, FullSmallModel) {
         "{\"format_version\":1,"
         "\"source\":{\"relation\":\"public.\\\"my table\\\"\",\"id_column\":\"ncodpers\","
         "\"month_column\":\"fecha_dato\"},"
-        "\"window_months\":3,\"include_product_adds\":true,\"hidden\":2,\"layers\":1,"
+        "\"window_months\":3,\"history\":{\"mode\":\"sliding_window\"},\"include_product_adds\":true,\"hidden\":2,\"layers\":1,"
         "\"step_width\":9,\"static_width\":2,"
         "\"products\":[\"p\\\"a\",\"p\\\\b\"],"
         "\"features\":["
