@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "guard.h"
+#include "history_stream.h"
 #include "settings.h"
 
 #include "feature_encoder.h"
@@ -87,28 +88,9 @@ std::string month_start_literal(int32_t month);
 template <typename OnCustomer>
 void stream_customers(SourceReader &reader, const Model &model, const std::string &sql, uint64_t *rows_read,
                       OnCustomer on_customer) {
-    HistoryBatch history;
-    history.reset(model.features.size(), model.product_count());
-    Portal portal = pg_call([&] { return SPI_cursor_open_with_args(nullptr, sql.c_str(), 0, nullptr, nullptr, nullptr, true, 0); });
-    const long fetch = settings::fetch_rows;
-    for (;;) {
-        check_for_interrupts();
-        const uint64_t rows = pg_call([&] {
-            SPI_cursor_fetch(portal, true, fetch);
-            return SPI_processed;
-        });
-        if (rows == 0) break;
-        *rows_read += rows;
-        SPITupleTable *table = SPI_tuptable;
-        reader.append_batch_rows(table, rows, history);
-        pg_call([&] { SPI_freetuptable(table); });
-        // The last customer's rows may continue in the next fetch.
-        const size_t done = history.customer_count() > 0 ? history.customer_count() - 1 : 0;
-        for (size_t c = 0; c < done; ++c) on_customer(history, c);
-        history.drop_first_customers(done);
-    }
-    for (size_t c = 0; c < history.customer_count(); ++c) on_customer(history, c);
-    pg_call([&] { SPI_cursor_close(portal); });
+    stream_history(reader, model, sql, 0, nullptr, nullptr, 1, rows_read, [&](HistoryBatch &history, size_t n) {
+        for (size_t c = 0; c < n; ++c) on_customer(history, c);
+    });
 }
 
 }  // namespace recsys::pg

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "guard.h"
+#include "history_stream.h"
 #include "model_cache.h"
 #include "ranking.h"
 #include "settings.h"
@@ -149,10 +150,7 @@ void score_stream(LoadedModel &m, const std::string &sql, int nargs, Oid *types,
     std::vector<int32_t> end_month(B);
     std::vector<uint32_t> lengths(B);
     uint32_t *lengths_or_null = m.model.history == HistoryMode::FromStartMonth ? lengths.data() : nullptr;
-    HistoryBatch history;
-    history.reset(m.model.features.size(), P);
-
-    auto score_customers = [&](size_t count) {
+    stream_history(*m.reader, m.model, sql, nargs, types, args, B, nullptr, [&](HistoryBatch &history, size_t count) {
         for (size_t first = 0; first < count; first += B) {
             const size_t n = std::min(B, count - first);
             m.encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(), end_month.data(),
@@ -164,28 +162,7 @@ void score_stream(LoadedModel &m, const std::string &sql, int nargs, Oid *types,
             }
             check_for_interrupts();
         }
-        history.drop_first_customers(count);
-    };
-
-    Portal portal = pg_call([&] {
-        return SPI_cursor_open_with_args(nullptr, sql.c_str(), nargs, types, args, nullptr, true, 0);
     });
-    const long fetch = settings::fetch_rows;
-    for (;;) {
-        check_for_interrupts();
-        const uint64_t rows = pg_call([&] {
-            SPI_cursor_fetch(portal, true, fetch);
-            return SPI_processed;
-        });
-        if (rows == 0) break;
-        SPITupleTable *table = SPI_tuptable;
-        m.reader->append_batch_rows(table, rows, history);
-        pg_call([&] { SPI_freetuptable(table); });
-        // The last customer's rows may continue in the next fetch; score only those before it.
-        if (history.customer_count() > B) score_customers(history.customer_count() - 1);
-    }
-    score_customers(history.customer_count());
-    pg_call([&] { SPI_cursor_close(portal); });
 }
 
 // Per-row memory for building result arrays, reset after each row is stored.

@@ -1,0 +1,50 @@
+// Streams a model's source rows (a SourceReader::batch_query, ordered by id and month)
+// through a HistoryBatch in cursor fetches of recsys.fetch_rows rows, handing complete
+// customers to the caller in groups, so memory stays bounded whatever the relation's size.
+#pragma once
+
+#include <string>
+
+#include "guard.h"
+#include "history.h"
+#include "model.h"
+#include "settings.h"
+#include "source_reader.h"
+
+namespace recsys::pg {
+
+// Calls on_batch(history, n) whenever at least `group` complete customers are buffered, and
+// once at the end: customers [0, n) of `history` are complete (all their rows read); they are
+// dropped after the call. Polls for cancellation between fetches. rows_read may be null.
+template <typename OnBatch>
+void stream_history(SourceReader &reader, const Model &model, const std::string &sql, int nargs, Oid *types,
+                    Datum *args, size_t group, uint64_t *rows_read, OnBatch on_batch) {
+    HistoryBatch history;
+    history.reset(model.features.size(), model.product_count());
+    Portal portal = pg_call([&] {
+        return SPI_cursor_open_with_args(nullptr, sql.c_str(), nargs, types, args, nullptr, true, 0);
+    });
+    const long fetch = settings::fetch_rows;
+    for (;;) {
+        check_for_interrupts();
+        const uint64_t rows = pg_call([&] {
+            SPI_cursor_fetch(portal, true, fetch);
+            return SPI_processed;
+        });
+        if (rows == 0) break;
+        if (rows_read) *rows_read += rows;
+        SPITupleTable *table = SPI_tuptable;
+        reader.append_batch_rows(table, rows, history);
+        pg_call([&] { SPI_freetuptable(table); });
+        // The last customer's rows may continue in the next fetch.
+        if (history.customer_count() > group) {
+            const size_t complete = history.customer_count() - 1;
+            on_batch(history, complete);
+            history.drop_first_customers(complete);
+        }
+    }
+    if (history.customer_count() > 0) on_batch(history, history.customer_count());
+    pg_call([&] { SPI_cursor_close(portal); });
+}
+
+}  // namespace recsys::pg
