@@ -130,7 +130,7 @@ def report(path):
 
     N = int(num("customers"))
     c1, c64, c2 = num("c_t1_b1024"), num("c_t1_b64"), num("c_t2_b1024")
-    row(f"data: generate {N:,} customers x 17 months (2 connections)", num("load_s"), "s",
+    row(f"data: generate {N:,} customers, up to 17 months ({int(num('rows')):,} rows, 2 connections)", num("load_s"), "s",
         ratio="" if num("load_s") != num("load_s") else f"{num('rows') / num('load_s'):,.0f} rows/s")
     row("(a) refresh_recommendations('bench'), 1 connection", num("a1_cps"), "cust/s", c1, "(c) torch 1 thr b1024")
     row("(a) score_all shards, 2 connections", num("a2_cps"), "cust/s", c2, "(c) torch 2 thr b1024")

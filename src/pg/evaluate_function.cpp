@@ -12,6 +12,7 @@
 #include "lstm_forward.h"
 #include "model_cache.h"
 #include "ranking.h"
+#include "sql_values.h"
 
 using namespace recsys;
 using namespace recsys::pg;
@@ -167,10 +168,6 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
 
 namespace {
 
-std::string text_arg(FunctionCallInfo fcinfo, int n) {
-    return pg_call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
-}
-
 std::string json_number(double v) {
     if (!std::isfinite(v)) return "null";
     char buf[64];
@@ -204,9 +201,7 @@ RECSYS_FUNCTION(recsys_evaluate) {
     const bool has_month = !PG_ARGISNULL(2);
     const int32_t requested_month = has_month ? month_of_date(PG_GETARG_DATEADT(2)) : -1;
 
-    pg_call([] {
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    });
+    spi_connect();
     // NULL version: the production version, else the latest one.
     int32_t version = requested_version;
     if (!has_version) {
@@ -276,7 +271,7 @@ RECSYS_FUNCTION(recsys_evaluate) {
             SPI_OK_SELECT)
             elog(ERROR, "recording the evaluation failed");
     });
-    pg_call([] { SPI_finish(); });
+    spi_finish();
 
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     const char *methods[3] = {"lstm", "popularity", "segment_popularity"};

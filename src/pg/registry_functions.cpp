@@ -9,6 +9,7 @@
 #include "model_format.h"
 #include "model_json.h"
 #include "sha256.h"
+#include "sql_values.h"
 
 using namespace recsys;
 using namespace recsys::pg;
@@ -65,12 +66,7 @@ RECSYS_FUNCTION(recsys_read_model_file) {
             ereport(ERROR, (errcode_for_file_access(), errmsg("could not read model file \"%s\": %m", path.c_str())));
         FreeFile(file);
     });
-    return pg_call([&] {
-        bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + bytes.size()));
-        SET_VARSIZE(result, VARHDRSZ + bytes.size());
-        memcpy(VARDATA(result), bytes.data(), bytes.size());
-        return PointerGetDatum(result);
-    });
+    return bytea_datum(bytes);
 }
 
 // Statement-level trigger on recsys.models: any change to the registry (promote, rollback,

@@ -10,42 +10,12 @@
 #include "model_cache.h"
 #include "ranking.h"
 #include "settings.h"
+#include "sql_values.h"
 
 using namespace recsys;
 using namespace recsys::pg;
 
 namespace {
-
-std::string text_arg(FunctionCallInfo fcinfo, int n) {
-    return pg_call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
-}
-
-// version argument: NULL means the production version.
-int32_t version_arg(FunctionCallInfo fcinfo, int n) {
-    if (PG_ARGISNULL(n)) return -1;
-    const int32_t v = PG_GETARG_INT32(n);
-    if (v <= 0)
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "model version must be a positive integer, not " + std::to_string(v),
-                       "", "Pass version => NULL to use the production version.");
-    return v;
-}
-
-void check_k(int32_t k, const LoadedModel *m) {
-    if (k < 1)
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "k must be at least 1, not " + std::to_string(k));
-    if (m && uint32_t(k) > m->model.product_count())
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
-                       "k is " + std::to_string(k) + ", but model \"" + m->name + "\" ranks only " +
-                           std::to_string(m->model.product_count()) + " products",
-                       "", "Ask for at most " + std::to_string(m->model.product_count()) + " products.");
-}
-
-void spi_connect() {
-    pg_call([] {
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    });
-}
-void spi_finish() { pg_call([] { SPI_finish(); }); }
 
 // Scores one customer into m.scores / m.held with the model's preallocated buffers.
 void score_single(LoadedModel &m, int64_t customer_id) {
@@ -59,22 +29,6 @@ void score_single(LoadedModel &m, int64_t customer_id) {
     m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
                       from_start ? m.lengths.data() : nullptr);
     m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), from_start ? m.lengths.data() : nullptr);
-}
-
-Datum text_array(const std::vector<std::string> &names, const std::vector<Ranked> &ranked) {
-    return pg_call([&] {
-        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (ranked.size() + 1)));
-        for (size_t i = 0; i < ranked.size(); ++i) elems[i] = CStringGetTextDatum(names[ranked[i].product].c_str());
-        return PointerGetDatum(construct_array(elems, int(ranked.size()), TEXTOID, -1, false, TYPALIGN_INT));
-    });
-}
-
-Datum real_array(const float *values, size_t n) {
-    return pg_call([&] {
-        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n + 1)));
-        for (size_t i = 0; i < n; ++i) elems[i] = Float4GetDatum(values[i]);
-        return PointerGetDatum(construct_array(elems, int(n), FLOAT4OID, 4, true, TYPALIGN_INT));
-    });
 }
 
 struct OneCustomerCall {
@@ -107,7 +61,7 @@ OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k) {
 RECSYS_FUNCTION(recsys_recommend) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
     OneCustomerCall call = score_one_from_args(fcinfo, true);
-    return text_array(call.model->model.products, call.ranked);
+    return ranked_names_array(call.model->model.products, call.ranked);
 }
 
 // recsys.score_customer(customer_id, model, version) -> real[]: every product's probability,

@@ -25,6 +25,7 @@
 #include "lstm_training.h"
 #include "model_format.h"
 #include "santander_features.h"
+#include "sql_values.h"
 
 using namespace recsys;
 using namespace recsys::pg;
@@ -32,10 +33,6 @@ using namespace recsys::pg;
 namespace {
 
 constexpr double kNoAddSampleRate = 0.1;
-
-std::string text_arg(FunctionCallInfo fcinfo, int n) {
-    return pg_call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
-}
 
 void check_range(const char *what, double value, double lo, double hi) {
     if (!(value >= lo && value <= hi)) {
@@ -143,9 +140,7 @@ RECSYS_FUNCTION(recsys_train) {
     check_range("patience", patience, 0, 10000);
     if (has_max_customers) check_range("max_customers", max_customers, 1, 2147483647.0);
 
-    pg_call([] {
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    });
+    spi_connect();
     Model model = santander_model_skeleton(SourceSpec{source, "ncodpers", "fecha_dato"}, uint32_t(window),
                                            uint32_t(hidden), uint32_t(layers));
     auto reader = std::make_unique<SourceReader>(model, "recsys.train");
@@ -369,7 +364,7 @@ RECSYS_FUNCTION(recsys_train) {
         bool isnull;
         return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     });
-    pg_call([] { SPI_finish(); });
+    spi_finish();
     // Put the statement's own text back in pg_stat_activity.
     if (debug_query_string) report_activity(debug_query_string);
     PG_RETURN_INT32(version);

@@ -6,24 +6,12 @@
 #include "model_format.h"
 #include "santander_features.h"
 #include "source_reader.h"
+#include "sql_values.h"
 
 using namespace recsys;
 using namespace recsys::pg;
 
 namespace {
-
-std::string text_arg(FunctionCallInfo fcinfo, int n) {
-    return pg_call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
-}
-
-Datum bytea_datum(const std::vector<uint8_t> &bytes) {
-    return pg_call([&] {
-        bytea *result = static_cast<bytea *>(palloc(VARHDRSZ + bytes.size()));
-        SET_VARSIZE(result, VARHDRSZ + bytes.size());
-        memcpy(VARDATA(result), bytes.data(), bytes.size());
-        return PointerGetDatum(result);
-    });
-}
 
 void check_range(const char *what, int64_t value, int64_t lo, int64_t hi) {
     if (value < lo || value > hi)
@@ -50,15 +38,13 @@ RECSYS_FUNCTION(recsys_untrained_model) {
     const int32_t until = PG_ARGISNULL(5) ? -1 : month_of_date(PG_GETARG_DATEADT(5));
 
     Model model = santander_model_skeleton(source, uint32_t(window), uint32_t(hidden), uint32_t(layers));
-    pg_call([] {
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    });
+    spi_connect();
     {
         SourceReader reader(model, "the new model");
         model.source.relation = reader.relation_name();
         fit_feature_statistics(model, reader, until);
     }
-    pg_call([] { SPI_finish(); });
+    spi_finish();
     size_weights(model);
     initialize_weights(model, uint64_t(seed));
     return bytea_datum(serialize_model(model));
