@@ -137,6 +137,8 @@ BEGIN
     END IF;
     UPDATE recsys.models m SET status = 'archived' WHERE m.name = model_name AND m.status = 'production';
     UPDATE recsys.models m SET status = 'production' WHERE m.name = model_name AND m.version = model_version;
+    -- Stored LSTM states belong to the version that computed them.
+    DELETE FROM recsys.customer_states s WHERE s.model_name = promote.model_name;
     INSERT INTO recsys.model_events (name, version, action, previous_version)
     VALUES (model_name, model_version, 'promote', current_version);
 END
@@ -178,6 +180,7 @@ BEGIN
      ORDER BY e.id DESC LIMIT 1;
     UPDATE recsys.models m SET status = 'archived' WHERE m.name = model_name AND m.version = current_version;
     UPDATE recsys.models m SET status = 'production' WHERE m.name = model_name AND m.version = target_version;
+    DELETE FROM recsys.customer_states s WHERE s.model_name = rollback.model_name;
     INSERT INTO recsys.model_events (name, version, action, previous_version)
     VALUES (model_name, target_version, 'rollback', target_previous);
     RETURN target_version;
@@ -266,6 +269,119 @@ COMMENT ON FUNCTION recsys.refresh_recommendations(text, integer) IS 'Recomputes
 REVOKE ALL ON FUNCTION recsys.refresh_recommendations(text, integer) FROM PUBLIC;
 
 ---------------------------------------------------------------------------------------------
+-- Incremental scoring (models whose history runs from a fixed start month)
+---------------------------------------------------------------------------------------------
+
+-- Each customer's LSTM state after its latest month, with the model version that computed
+-- it and that month's products (the next month's "added" flags compare with them).
+CREATE TABLE recsys.customer_states (
+    model_name    text    NOT NULL,
+    customer_id   bigint  NOT NULL,
+    model_version integer NOT NULL,
+    state_month   date    NOT NULL,
+    state         real[]  NOT NULL,
+    products      smallint[] NOT NULL,
+    PRIMARY KEY (model_name, customer_id)
+);
+COMMENT ON TABLE recsys.customer_states IS 'LSTM state of each customer after its latest month, for incremental scoring; cleared for a model by promote() and rollback()';
+
+CREATE FUNCTION recsys.full_states(model text DEFAULT 'default', k integer DEFAULT 7)
+RETURNS TABLE (customer_id bigint, model_version integer, state_month date, state real[], products smallint[],
+               top_products text[], scores real[])
+AS 'MODULE_PATHNAME', 'recsys_full_states' LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 1000000;
+COMMENT ON FUNCTION recsys.full_states(text, integer) IS 'Every customer''s LSTM state and recommendations computed over its whole history (the full recompute of incremental scoring)';
+
+CREATE FUNCTION recsys.advanced_states(model text, month date, k integer DEFAULT 7)
+RETURNS TABLE (customer_id bigint, model_version integer, state_month date, state real[], products smallint[],
+               top_products text[], scores real[])
+AS 'MODULE_PATHNAME', 'recsys_advanced_states' LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 1000000;
+COMMENT ON FUNCTION recsys.advanced_states(text, date, integer) IS 'The stored states of customers with a snapshot in month, advanced to it by one LSTM step (more across missing months), with their recommendations';
+
+CREATE FUNCTION recsys.rebuild_states(model text DEFAULT 'default', k integer DEFAULT 7)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    DELETE FROM recsys.customer_states s WHERE s.model_name = model;
+    WITH f AS (SELECT * FROM recsys.full_states(model, k)),
+         st AS (INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products)
+                SELECT model, f.customer_id, f.model_version, f.state_month, f.state, f.products FROM f)
+    INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores)
+    SELECT model, f.customer_id, f.model_version, now(), f.top_products, f.scores FROM f
+    ON CONFLICT (model_name, customer_id) DO UPDATE
+       SET model_version = excluded.model_version, computed_at = excluded.computed_at,
+           products = excluded.products, scores = excluded.scores;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION recsys.rebuild_states(text, integer) IS 'Recomputes every customer''s stored state and recommendations from its whole history; returns the number of customers';
+
+CREATE FUNCTION recsys.advance_month(model text, month date, k integer DEFAULT 7)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+BEGIN
+    IF model IS NULL OR month IS NULL THEN
+        RAISE EXCEPTION 'model and month must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- No states yet (first run, or cleared by a promote): a full recompute creates them.
+    IF NOT EXISTS (SELECT 1 FROM recsys.customer_states s WHERE s.model_name = model) THEN
+        RETURN recsys.rebuild_states(model, k);
+    END IF;
+    WITH a AS (SELECT * FROM recsys.advanced_states(model, month, k)),
+         st AS (INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products)
+                SELECT model, a.customer_id, a.model_version, a.state_month, a.state, a.products FROM a
+                ON CONFLICT (model_name, customer_id) DO UPDATE
+                   SET model_version = excluded.model_version, state_month = excluded.state_month,
+                       state = excluded.state, products = excluded.products)
+    INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores)
+    SELECT model, a.customer_id, a.model_version, now(), a.top_products, a.scores FROM a
+    ON CONFLICT (model_name, customer_id) DO UPDATE
+       SET model_version = excluded.model_version, computed_at = excluded.computed_at,
+           products = excluded.products, scores = excluded.scores;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION recsys.advance_month(text, date, integer) IS 'When a new monthly snapshot has landed: advances the stored states of its customers by one step and refreshes their recommendations; returns the number of customers';
+
+CREATE FUNCTION recsys.advance_customer(model text, customer_id bigint, k integer DEFAULT 7)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'recsys_advance_customer' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION recsys.advance_customer(text, bigint, integer) IS 'Advances one customer''s stored state to its latest snapshot, stores it with new recommendations and returns them';
+
+-- AFTER INSERT trigger for a snapshot table: CREATE TRIGGER ... AFTER INSERT ON snapshots
+-- FOR EACH ROW EXECUTE FUNCTION recsys.advance_on_snapshot('model name').
+CREATE FUNCTION recsys.advance_on_snapshot() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id_column text;
+BEGIN
+    IF TG_NARGS <> 1 THEN
+        RAISE EXCEPTION 'recsys.advance_on_snapshot() takes the model name as its one argument'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT m.feature_spec -> 'source' ->> 'id_column' INTO id_column
+      FROM recsys.models m WHERE m.name = TG_ARGV[0] AND m.status = 'production';
+    IF id_column IS NULL THEN
+        RAISE EXCEPTION 'model "%" has no production version', TG_ARGV[0] USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM recsys.advance_customer(TG_ARGV[0], (to_jsonb(NEW) ->> id_column)::bigint);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION recsys.advance_on_snapshot() IS 'Row trigger: advances the inserted customer''s state and recommendations (argument: model name)';
+
+REVOKE ALL ON FUNCTION recsys.rebuild_states(text, integer), recsys.advance_month(text, date, integer),
+                       recsys.advance_customer(text, bigint, integer) FROM PUBLIC;
+
+---------------------------------------------------------------------------------------------
 -- Demo and benchmark data
 ---------------------------------------------------------------------------------------------
 
@@ -303,10 +419,11 @@ CREATE FUNCTION recsys.untrained_model(
     seed          bigint  DEFAULT 1,
     until         date    DEFAULT NULL,
     id_column     text    DEFAULT 'ncodpers',
-    month_column  text    DEFAULT 'fecha_dato')
+    month_column  text    DEFAULT 'fecha_dato',
+    start_month   date    DEFAULT NULL)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'recsys_untrained_model' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION recsys.untrained_model(text, integer, integer, integer, bigint, date, text, text) IS 'A model over a Santander-shaped relation: default features fitted to rows up to until, random weights from seed';
+COMMENT ON FUNCTION recsys.untrained_model(text, integer, integer, integer, bigint, date, text, text, date) IS 'A model over a Santander-shaped relation: default features fitted to rows up to until, random weights from seed; with start_month its history runs from that month (window_months months at most), which allows incremental scoring';
 
 ---------------------------------------------------------------------------------------------
 -- Training and evaluation

@@ -28,7 +28,7 @@ void check_range(const char *what, int64_t value, int64_t lo, int64_t hi) {
 RECSYS_FUNCTION(recsys_untrained_model) {
     for (int i = 0; i < 8; ++i)
         if (i != 5 && PG_ARGISNULL(i))
-            throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "only until may be NULL");
+            throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "only until and start_month may be NULL");
     SourceSpec source{text_arg(fcinfo, 0), text_arg(fcinfo, 6), text_arg(fcinfo, 7)};
     const int32_t window = PG_GETARG_INT32(1), hidden = PG_GETARG_INT32(2), layers = PG_GETARG_INT32(3);
     const int64_t seed = PG_GETARG_INT64(4);
@@ -38,6 +38,10 @@ RECSYS_FUNCTION(recsys_untrained_model) {
     const int32_t until = PG_ARGISNULL(5) ? -1 : month_of_date(PG_GETARG_DATEADT(5));
 
     Model model = santander_model_skeleton(source, uint32_t(window), uint32_t(hidden), uint32_t(layers));
+    if (!PG_ARGISNULL(8)) {
+        model.history = HistoryMode::FromStartMonth;
+        model.start_month = month_of_date(PG_GETARG_DATEADT(8));
+    }
     spi_connect();
     {
         SourceReader reader(model, "the new model");

@@ -1,0 +1,385 @@
+// Incremental scoring in SQL, for models whose history runs from a fixed start month:
+//   recsys.full_states()      every customer's LSTM state and recommendations, from scratch
+//   recsys.advanced_states()  the stored states advanced to a new month (batch)
+//   recsys.advance_customer() one customer advanced to its latest snapshot (e.g. a trigger)
+// The SQL wrappers (rebuild_states, advance_month) write recsys.customer_states and
+// recsys.recommendations; a promote or rollback clears the stored states of that model.
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "guard.h"
+#include "history_stream.h"
+#include "incremental_scorer.h"
+#include "model_cache.h"
+#include "ranking.h"
+#include "settings.h"
+#include "sql_values.h"
+
+using namespace recsys;
+using namespace recsys::pg;
+
+namespace {
+
+std::string label(const LoadedModel &m) { return "model \"" + m.name + "\" version " + std::to_string(m.version); }
+
+void require_from_start(const LoadedModel &m) {
+    if (m.model.history != HistoryMode::FromStartMonth)
+        throw SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                       label(m) + " reads a sliding window of " + std::to_string(m.model.window_months) +
+                           " months, so its state cannot be advanced month by month",
+                       "Incremental scoring needs a model whose history runs from a fixed start month.",
+                       "Use recsys.refresh_recommendations() for this model.");
+}
+
+struct StoredState {
+    int32_t version;
+    int32_t month;
+    std::vector<float> state;
+    std::vector<uint8_t> products;
+};
+
+// The stored states of `ids` for the model's name.
+std::unordered_map<int64_t, StoredState> load_states(const LoadedModel &m, const std::vector<int64_t> &ids,
+                                                     size_t state_size) {
+    std::unordered_map<int64_t, StoredState> states;
+    SPITupleTable *table = nullptr;
+    const uint64_t rows = pg_call([&] {
+        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (ids.size() + 1)));
+        for (size_t i = 0; i < ids.size(); ++i) elems[i] = Int64GetDatum(ids[i]);
+        Datum args[2] = {CStringGetTextDatum(m.name.c_str()),
+                         PointerGetDatum(construct_array(elems, int(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE))};
+        Oid types[2] = {TEXTOID, INT8ARRAYOID};
+        const int rc = SPI_execute_with_args(
+            "SELECT customer_id, model_version, state_month, state, products FROM recsys.customer_states "
+            "WHERE model_name = $1 AND customer_id = ANY($2)",
+            2, types, args, nullptr, true, 0);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "reading stored states failed: %s", SPI_result_code_string(rc));
+        table = SPI_tuptable;
+        return SPI_processed;
+    });
+    for (uint64_t r = 0; r < rows; ++r) {
+        Datum v[5];
+        bool n[5];
+        pg_call([&] {
+            for (int i = 0; i < 5; ++i) v[i] = SPI_getbinval(table->vals[r], table->tupdesc, i + 1, &n[i]);
+        });
+        const int64_t id = DatumGetInt64(v[0]);
+        const std::string what = "the stored state of customer " + std::to_string(id);
+        StoredState s;
+        s.version = DatumGetInt32(v[1]);
+        s.month = month_of_date(DatumGetDateADT(v[2]));
+        s.state = real_array_values(v[3], state_size, what);
+        s.products = flag_array_values(v[4], m.model.product_count(), what + " (products)");
+        states.emplace(id, std::move(s));
+    }
+    return states;
+}
+
+// Customers among `ids` with snapshots before `month` in the model's source.
+std::vector<int64_t> customers_with_history_before(LoadedModel &m, const std::vector<int64_t> &ids, int32_t month) {
+    std::vector<int64_t> found;
+    if (ids.empty()) return found;
+    const std::string sql = "SELECT DISTINCT (" + m.reader->id_column_sql() + ")::int8 FROM " +
+                            m.reader->relation_name() + " WHERE (" + m.reader->id_column_sql() + ")::int8 = ANY($1) AND (" +
+                            m.reader->month_column_sql() + ")::date < $2";
+    pg_call([&] {
+        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (ids.size() + 1)));
+        for (size_t i = 0; i < ids.size(); ++i) elems[i] = Int64GetDatum(ids[i]);
+        Datum args[2] = {PointerGetDatum(construct_array(elems, int(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE)),
+                         DateADTGetDatum(date_of_month(month) - 27)};  // the 1st of the month
+        Oid types[2] = {INT8ARRAYOID, DATEOID};
+        if (SPI_execute_with_args(sql.c_str(), 2, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+            elog(ERROR, "history lookup failed");
+        for (uint64_t r = 0; r < SPI_processed; ++r) {
+            bool isnull;
+            found.push_back(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
+        }
+    });
+    return found;
+}
+
+// One output row: (customer_id, model_version, state_month, state, products, top_products, scores).
+struct StateRowWriter {
+    ReturnSetInfo *rsinfo;
+    MemoryContext row_context;
+    int32_t version;
+    const LoadedModel *model;
+
+    void put(int64_t customer, int32_t month, const float *state, size_t state_size, const uint8_t *products,
+             const float *scores, uint32_t k) {
+        const uint32_t P = model->model.product_count();
+        const auto ranked = top_k(scores, products, P, k);
+        std::vector<float> top_scores(ranked.size());
+        for (size_t i = 0; i < ranked.size(); ++i) top_scores[i] = ranked[i].score;
+        pg_call([&] {
+            MemoryContext old = MemoryContextSwitchTo(row_context);
+            Datum values[7];
+            bool nulls[7] = {false, false, false, false, false, false, false};
+            values[0] = Int64GetDatum(customer);
+            values[1] = Int32GetDatum(version);
+            values[2] = DateADTGetDatum(date_of_month(month));
+            values[3] = real_array(state, state_size);
+            values[4] = flag_array(products, P);
+            values[5] = ranked_names_array(model->model.products, ranked);
+            values[6] = real_array(top_scores.data(), top_scores.size());
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+            MemoryContextSwitchTo(old);
+            MemoryContextReset(row_context);
+        });
+    }
+};
+
+StateRowWriter make_writer(FunctionCallInfo fcinfo, const LoadedModel &m) {
+    StateRowWriter w;
+    w.rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    w.version = m.version;
+    w.model = &m;
+    w.row_context = pg_call([&] {
+        return AllocSetContextCreate(w.rsinfo->econtext->ecxt_per_query_memory, "recsys state row",
+                                     ALLOCSET_SMALL_SIZES);
+    });
+    return w;
+}
+
+}  // namespace
+
+// recsys.full_states(model, k) -> TABLE(customer_id, model_version, state_month, state,
+// products, top_products, scores): every customer's state after its latest month, computed
+// over its whole history from the model's start month.
+RECSYS_FUNCTION(recsys_full_states) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
+    const std::string name = text_arg(fcinfo, 0);
+    const int32_t k = PG_GETARG_INT32(1);
+    check_k(k, nullptr);
+    spi_connect();
+    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
+    require_from_start(*m);
+    check_k(k, m.get());
+    StateRowWriter writer = make_writer(fcinfo, *m);
+
+    const size_t B = size_t(settings::batch_size), T = m->model.window_months, P = m->model.product_count();
+    LstmForward forward(m->model, B);
+    const size_t SS = forward.state_size();
+    std::vector<float> steps(T * B * m->encoder->step_width()), statics(B * m->encoder->static_width()),
+        scores(B * P), states(B * SS);
+    std::vector<uint8_t> held(B * P);
+    std::vector<int32_t> end_month(B);
+    std::vector<uint32_t> lengths(B);
+    stream_history(*m->reader, m->model, m->reader->batch_query(""), 0, nullptr, nullptr, B, nullptr,
+                   [&](HistoryBatch &history, size_t count) {
+                       for (size_t first = 0; first < count; first += B) {
+                           const size_t n = std::min(B, count - first);
+                           m->encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(),
+                                              end_month.data(), lengths.data());
+                           std::fill(states.begin(), states.begin() + n * SS, 0.0f);
+                           forward.run(steps.data(), T, n, lengths.data(), states.data());
+                           forward.head(states.data(), statics.data(), n, scores.data());
+                           for (size_t b = 0; b < n; ++b)
+                               writer.put(history.customer_ids[first + b], end_month[b], states.data() + b * SS, SS,
+                                          held.data() + b * P, scores.data() + b * P, uint32_t(k));
+                           check_for_interrupts();
+                       }
+                   });
+    spi_finish();
+    return (Datum)0;
+}
+
+// recsys.advanced_states(model, month, k) -> the same columns as full_states, for the
+// customers with a snapshot in `month`: their stored states advanced to it.
+RECSYS_FUNCTION(recsys_advanced_states) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
+    const std::string name = text_arg(fcinfo, 0);
+    const int32_t month = month_of_date(PG_GETARG_DATEADT(1));
+    const int32_t k = PG_GETARG_INT32(2);
+    check_k(k, nullptr);
+    spi_connect();
+    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
+    require_from_start(*m);
+    check_k(k, m.get());
+    if (month < m->model.start_month || month - m->model.start_month + 1 > int32_t(m->model.window_months))
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       "month " + month_label(month) + " is outside " + label(*m) + "'s history",
+                       "Its history starts in " + month_label(m->model.start_month) + " and holds " +
+                           std::to_string(m->model.window_months) + " months.");
+    StateRowWriter writer = make_writer(fcinfo, *m);
+
+    const size_t B = size_t(settings::batch_size), P = m->model.product_count();
+    IncrementalScorer scorer(m->model, B);
+    const size_t SS = scorer.state_size();
+    std::vector<float> states(B * SS), scores(B * P);
+    std::vector<uint8_t> held(B * P);
+    std::vector<int32_t> state_month(B);
+    HistoryBatch step;
+    const std::string where = "(" + m->reader->month_column_sql() + ")::date BETWEEN $1 AND $2";
+    Oid types[2] = {DATEOID, DATEOID};
+    Datum args[2] = {DateADTGetDatum(date_of_month(month) - 27), DateADTGetDatum(date_of_month(month) + 3)};
+    stream_history(*m->reader, m->model, m->reader->batch_query(where), 2, types, args, B, nullptr,
+                   [&](HistoryBatch &history, size_t count) {
+        for (size_t first = 0; first < count; first += B) {
+            const size_t n = std::min(B, count - first);
+            std::vector<int64_t> ids(history.customer_ids.begin() + first, history.customer_ids.begin() + first + n);
+            const auto stored = load_states(*m, ids, SS);
+            std::vector<int64_t> stateless;
+            for (int64_t id : ids)
+                if (!stored.count(id)) stateless.push_back(id);
+            const auto with_history = customers_with_history_before(*m, stateless, month);
+            if (!with_history.empty())
+                throw SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                               "customer " + std::to_string(with_history.front()) + " has snapshots before " +
+                                   month_label(month) + " but no stored state for " + label(*m),
+                               std::to_string(with_history.size()) + " such customers in this batch.",
+                               "Run recsys.rebuild_states('" + m->name + "') after a promote, rollback or restore.");
+            // Per customer: the stored products of month - 1 (when the state is at month - 1), then the new row.
+            step.reset(m->model.features.size(), P);
+            for (size_t b = 0; b < n; ++b) {
+                const size_t c = first + b, r = history.row_begin[c + 1] - 1;
+                const auto it = stored.find(ids[b]);
+                step.begin_customer(ids[b]);
+                float *vals;
+                uint8_t *prods;
+                if (it == stored.end()) {
+                    state_month[b] = scorer.initial_month();
+                    std::fill(states.begin() + b * SS, states.begin() + (b + 1) * SS, 0.0f);
+                } else {
+                    const StoredState &s = it->second;
+                    if (s.version != m->version)
+                        throw SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                       "the stored state of customer " + std::to_string(ids[b]) + " comes from version " +
+                                           std::to_string(s.version) + ", not from " + label(*m),
+                                       "", "Run recsys.rebuild_states('" + m->name + "').");
+                    if (s.month >= month)
+                        throw SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                       "the state of customer " + std::to_string(ids[b]) + " is already at " +
+                                           month_label(s.month) + ", not before " + month_label(month),
+                                       "Each month is advanced once.");
+                    state_month[b] = s.month;
+                    std::copy(s.state.begin(), s.state.end(), states.begin() + b * SS);
+                    if (s.month == month - 1) {
+                        step.add_row(month - 1, &vals, &prods);
+                        std::copy(s.products.begin(), s.products.end(), prods);
+                    }
+                }
+                step.add_row(month, &vals, &prods);
+                std::copy(history.values.begin() + r * step.feature_count,
+                          history.values.begin() + (r + 1) * step.feature_count, vals);
+                std::copy(history.products.begin() + r * P, history.products.begin() + (r + 1) * P, prods);
+            }
+            scorer.advance(step, 0, n, state_month.data(), states.data(), scores.data(), held.data());
+            for (size_t b = 0; b < n; ++b)
+                writer.put(ids[b], state_month[b], states.data() + b * SS, SS, held.data() + b * P,
+                           scores.data() + b * P, uint32_t(k));
+            check_for_interrupts();
+        }
+    });
+    spi_finish();
+    return (Datum)0;
+}
+
+// recsys.advance_customer(model, customer_id, k) -> text[]: advances one customer's stored
+// state to its latest snapshot (reading only the months after the state), stores the new
+// state and recommendations, and returns them. Without a stored state the customer's whole
+// history is run once. For a trigger on the snapshot table.
+RECSYS_FUNCTION(recsys_advance_customer) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
+    const std::string name = text_arg(fcinfo, 0);
+    const int64_t customer = PG_GETARG_INT64(1);
+    const int32_t k = PG_GETARG_INT32(2);
+    check_k(k, nullptr);
+    spi_connect();
+    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
+    require_from_start(*m);
+    check_k(k, m.get());
+    const size_t P = m->model.product_count();
+    IncrementalScorer scorer(m->model, 1);
+    const size_t SS = scorer.state_size();
+    std::vector<float> state(SS, 0.0f), scores(P);
+    std::vector<uint8_t> held(P), products;
+    int32_t state_month = scorer.initial_month();
+
+    const auto stored = load_states(*m, {customer}, SS);
+    const auto it = stored.find(customer);
+    if (it != stored.end() && it->second.version == m->version) {
+        state = it->second.state;
+        state_month = it->second.month;
+        products = it->second.products;
+    }
+    // Only the snapshots after the state's month.
+    const std::string where = "(" + m->reader->id_column_sql() + ")::int8 = $1 AND (" +
+                              m->reader->month_column_sql() + ")::date > $2";
+    Oid types[2] = {INT8OID, DATEOID};
+    Datum args[2] = {Int64GetDatum(customer), DateADTGetDatum(date_of_month(state_month))};
+    bool advanced = false;
+    HistoryBatch step;
+    stream_history(*m->reader, m->model, m->reader->batch_query(where), 2, types, args, 1, nullptr,
+                   [&](HistoryBatch &history, size_t count) {
+        for (size_t c = 0; c < count; ++c)
+            for (size_t r = history.row_begin[c]; r < history.row_begin[c + 1]; ++r) {
+                const int32_t month = history.month[r];
+                step.reset(m->model.features.size(), P);
+                step.begin_customer(customer);
+                float *vals;
+                uint8_t *prods;
+                if (!products.empty() && state_month == month - 1) {
+                    step.add_row(month - 1, &vals, &prods);
+                    std::copy(products.begin(), products.end(), prods);
+                }
+                step.add_row(month, &vals, &prods);
+                std::copy(history.values.begin() + r * step.feature_count,
+                          history.values.begin() + (r + 1) * step.feature_count, vals);
+                std::copy(history.products.begin() + r * P, history.products.begin() + (r + 1) * P, prods);
+                scorer.advance(step, 0, 1, &state_month, state.data(), scores.data(), held.data());
+                products.assign(held.begin(), held.end());
+                advanced = true;
+            }
+    });
+    if (!advanced && it == stored.end())
+        throw SqlError(ERRCODE_NO_DATA_FOUND,
+                       "customer " + std::to_string(customer) + " has no snapshots in " + m->reader->relation_name());
+    if (!advanced) {  // nothing new: the stored recommendations stand; recompute them from the state
+        std::vector<float> statics(m->model.static_width(), 0.0f);
+        // The head needs the statics of the state's month: read that snapshot.
+        HistoryBatch last;
+        if (!m->reader->read_customer(customer, last))
+            throw SqlError(ERRCODE_NO_DATA_FOUND, "customer " + std::to_string(customer) + " has no snapshots");
+        m->encoder->encode_statics(last, last.row_count() - 1, statics.data());
+        LstmForward head(m->model, 1);
+        head.head(state.data(), statics.data(), 1, scores.data());
+        held = products;
+    }
+    const auto ranked = top_k(scores.data(), held.data(), uint32_t(P), uint32_t(k));
+    std::vector<float> top_scores(ranked.size());
+    for (size_t i = 0; i < ranked.size(); ++i) top_scores[i] = ranked[i].score;
+    if (advanced) {
+        pg_call([&] {
+            Datum a[8] = {CStringGetTextDatum(m->name.c_str()),
+                          Int64GetDatum(customer),
+                          Int32GetDatum(m->version),
+                          DateADTGetDatum(date_of_month(state_month)),
+                          real_array(state.data(), SS),
+                          flag_array(held.data(), P),
+                          ranked_names_array(m->model.products, ranked),
+                          real_array(top_scores.data(), top_scores.size())};
+            Oid t[8] = {TEXTOID, INT8OID, INT4OID, DATEOID, FLOAT4ARRAYOID, INT2ARRAYOID, TEXTARRAYOID, FLOAT4ARRAYOID};
+            if (SPI_execute_with_args(
+                    "INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (model_name, customer_id) DO UPDATE SET "
+                    "model_version = excluded.model_version, state_month = excluded.state_month, "
+                    "state = excluded.state, products = excluded.products",
+                    6, t, a, nullptr, false, 0) != SPI_OK_INSERT)
+                elog(ERROR, "storing the customer state failed");
+            if (SPI_execute_with_args(
+                    "INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores) "
+                    "VALUES ($1, $2, $3, now(), $7, $8) ON CONFLICT (model_name, customer_id) DO UPDATE SET "
+                    "model_version = excluded.model_version, computed_at = excluded.computed_at, "
+                    "products = excluded.products, scores = excluded.scores",
+                    8, t, a, nullptr, false, 0) != SPI_OK_INSERT)
+                elog(ERROR, "storing the recommendations failed");
+        });
+    }
+    spi_finish();
+    return ranked_names_array(m->model.products, ranked);
+}
