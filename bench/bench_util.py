@@ -146,6 +146,11 @@ def report(path):
     row("(a) 1 conn / (c) torch 1 thr b1024", num("a1_cps") / c1 if c1 else float("nan"), "x")
     row("(b) / (c) torch 1 thr b1024", num("b_best") / c1 if c1 else float("nan"), "x")
     row("(b) / (d)", num("b_best") / num("d_bound") if num("d_bound") else float("nan"), "x")
+    row("incremental: advance_month, new month for every customer (states + recommendations written)",
+        num("inc_advance_s"), "s", num("inc_full_s"), "full recompute of 17 months, rebuild_states")
+    row("incremental: customers per second, advance_month", num("inc_advance_n") / num("inc_advance_s")
+        if num("inc_advance_s") else float("nan"), "cust/s",
+        num("inc_full_n") / num("inc_full_s") if num("inc_full_s") else float("nan"), "full recompute")
     for c in ("1", "2", "8"):
         rec, bare, py = num(f"rec_c{c}_tps"), num(f"bare_c{c}_tps"), num(f"py_c{c}_tps")
         row(f"online recommend() TPS, {c} client(s)", rec, "tps", bare, "bare 17-row fetch")

@@ -153,6 +153,32 @@ put a2_s "$a2"
 put a2_cps "$($PY -c "print($n2 / $a2)")"
 echo "score_all, 2 shards on 2 connections: $n2 customers in $a2 s"
 
+say "incremental scoring: a new month advances stored LSTM states vs a full recompute"
+# A from-start model over the first 16 months; then the 17th month lands.
+last_month=$(psql_ -At -c "SELECT max(fecha_dato) FROM santander.snapshots")
+psql_ -c "CREATE TABLE santander.snapshots_inc AS SELECT * FROM santander.snapshots WHERE fecha_dato < date '$last_month' - 20" \
+      -c "ALTER TABLE santander.snapshots_inc ADD PRIMARY KEY (ncodpers, fecha_dato)" -c "ANALYZE santander.snapshots_inc"
+psql_ -At -c "SELECT recsys.promote('bench_inc', recsys.register_model('bench_inc', recsys.untrained_model('santander.snapshots_inc', window_months => 17, start_month => '2015-01-28')))" >/dev/null
+t0=$(now)
+ni=$(psql_ -At -c "SELECT recsys.rebuild_states('bench_inc')")
+t1=$(now)
+put inc_build_s "$(elapsed "$t0" "$t1")"
+echo "rebuild_states over 16 months: $ni customers in $(elapsed "$t0" "$t1") s"
+psql_ -c "INSERT INTO santander.snapshots_inc SELECT * FROM santander.snapshots WHERE fecha_dato = '$last_month'" -c "ANALYZE santander.snapshots_inc"
+t0=$(now)
+na=$(psql_ -At -c "SELECT recsys.advance_month('bench_inc', '$last_month')")
+t1=$(now)
+put inc_advance_s "$(elapsed "$t0" "$t1")"
+put inc_advance_n "$na"
+echo "advance_month to $last_month: $na customers in $(elapsed "$t0" "$t1") s"
+t0=$(now)
+nf=$(psql_ -At -c "SELECT recsys.rebuild_states('bench_inc')")
+t1=$(now)
+put inc_full_s "$(elapsed "$t0" "$t1")"
+put inc_full_n "$nf"
+echo "full recompute (rebuild_states) over 17 months: $nf customers in $(elapsed "$t0" "$t1") s"
+psql_ -c "DROP TABLE santander.snapshots_inc" -c "DELETE FROM recsys.customer_states"
+
 say "online path: pgbench -n -M prepared -T $SECS, ids random in [$FIRST_ID, $LAST_ID]"
 cat >"$work/recommend.sql" <<EOF
 \set id random($FIRST_ID, $LAST_ID)
