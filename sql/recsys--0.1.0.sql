@@ -443,13 +443,14 @@ CREATE FUNCTION recsys.train(
     clip_norm        real    DEFAULT 5,
     patience         integer DEFAULT 2,
     seed             bigint  DEFAULT 1,
-    max_customers    integer DEFAULT NULL)
+    max_customers    integer DEFAULT NULL,
+    start_month      date    DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'recsys_train' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION recsys.train(text, text, integer, date, integer, integer, integer, integer, integer, real, real, integer, bigint, integer) IS 'Trains the default Santander LSTM on the train_months target months before validation_month (streamed, mini-batch Adam, early stopping on validation MAP@7) and registers the best weights as a new candidate version; returns the version';
+COMMENT ON FUNCTION recsys.train(text, text, integer, date, integer, integer, integer, integer, integer, real, real, integer, bigint, integer, date) IS 'Trains the default Santander LSTM on the train_months target months before validation_month (streamed, mini-batch Adam, early stopping on validation MAP@7) and registers the best weights as a new candidate version; returns the version. With start_month, the model reads every month since then (window_months at most) and can be scored incrementally';
 -- SECURITY INVOKER: it reads the source with the caller's privileges and registers through
 -- recsys.register_model, whose EXECUTE privilege the caller also needs.
-REVOKE ALL ON FUNCTION recsys.train(text, text, integer, date, integer, integer, integer, integer, integer, real, real, integer, bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION recsys.train(text, text, integer, date, integer, integer, integer, integer, integer, real, real, integer, bigint, integer, date) FROM PUBLIC;
 
 -- Sessions running recsys.train, with their progress (epoch, batch, loss) as their query text.
 CREATE VIEW recsys.training_progress AS

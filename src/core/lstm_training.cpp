@@ -223,10 +223,12 @@ size_t LstmTrainer::steps_taken() const { return state_->steps; }
 // Forward and backward
 
 double LstmTrainer::forward_backward(const float *steps, const float *statics, const float *labels,
-                                     const float *mask, size_t batch, ModelGradients &grads) {
+                                     const float *mask, size_t batch, ModelGradients &grads, size_t n_steps) {
     if (batch > max_batch_) fail(ErrorKind::Internal, "batch larger than the trainer's buffers");
     State &st = *state_;
-    const size_t T = st.T, H = st.H, P = st.P, S = st.S, L = st.L, G = 4 * H, D = H + S;
+    if (n_steps > st.T) fail(ErrorKind::Internal, "more steps than the trainer's window");
+    // A from-start model's batch runs the months since its start month: fewer than T steps.
+    const size_t T = n_steps ? n_steps : st.T, H = st.H, P = st.P, S = st.S, L = st.L, G = 4 * H, D = H + S;
     const size_t B = batch;
     const int iB = int(B), iH = int(H), iG = int(G), iP = int(P), iD = int(D);
     st.last_batch = B;

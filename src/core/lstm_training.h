@@ -46,8 +46,11 @@ public:
     // statics: batch x static_width, labels and mask: batch x P (0 or 1).
     // Writes d(loss)/d(weights) into grads (overwriting) and returns the mean loss.
     // When no mask entry is 1, the loss is 0 and the gradients are zero.
+    // n_steps (0: the model's window T) runs only the first n_steps of the T time slices,
+    // for models whose history runs from a start month (every example of the batch has the
+    // same number of months).
     double forward_backward(const float *steps, const float *statics, const float *labels, const float *mask,
-                            size_t batch, ModelGradients &grads);
+                            size_t batch, ModelGradients &grads, size_t n_steps = 0);
 
     // Scores of the last forward_backward() call (batch x P), for metrics during training.
     const float *last_scores() const;

@@ -110,13 +110,16 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 }  // namespace
 
 // recsys.train(model_name, source, train_months, validation_month, window_months, hidden,
-// layers, epochs, batch_size, learning_rate, clip_norm, patience, seed, max_customers)
-// -> integer: the registered version.
+// layers, epochs, batch_size, learning_rate, clip_norm, patience, seed, max_customers,
+// start_month) -> integer: the registered version.
 RECSYS_FUNCTION(recsys_train) {
     const Clock::time_point started = Clock::now();
     for (int i = 0; i < 14; ++i)
         if (i != 3 && i != 13 && PG_ARGISNULL(i))
-            throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "only validation_month and max_customers may be NULL");
+            throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                           "only validation_month, max_customers and start_month may be NULL");
+    const bool from_start = !PG_ARGISNULL(14);
+    const int32_t start_month = from_start ? month_of_date(PG_GETARG_DATEADT(14)) : 0;
     const std::string name = text_arg(fcinfo, 0), source = text_arg(fcinfo, 1);
     const int32_t train_months = PG_GETARG_INT32(2);
     const bool has_validation = !PG_ARGISNULL(3);
@@ -143,6 +146,10 @@ RECSYS_FUNCTION(recsys_train) {
     spi_connect();
     Model model = santander_model_skeleton(SourceSpec{source, "ncodpers", "fecha_dato"}, uint32_t(window),
                                            uint32_t(hidden), uint32_t(layers));
+    if (from_start) {
+        model.history = HistoryMode::FromStartMonth;
+        model.start_month = start_month;
+    }
     auto reader = std::make_unique<SourceReader>(model, "recsys.train");
     model.source.relation = reader->relation_name();
     const uint32_t P = model.product_count();
@@ -195,6 +202,15 @@ RECSYS_FUNCTION(recsys_train) {
                            "Pass train_months => " + std::to_string(most) + " or fewer.");
         }
 
+    if (from_start && (first_target - 1 < start_month || validation - start_month > window))
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       "start_month " + month_label(start_month) + " does not fit the training months",
+                       "Training targets " + month_label(first_target) + " to " + month_label(validation) +
+                           " need inputs from " + month_label(first_target - 1) + "; with window_months " +
+                           std::to_string(window) + " the history from the start month must end by " +
+                           month_label(start_month + window - 1) + ".",
+                       "Pass a start_month before the first target month and a window of at least " +
+                           std::to_string(validation - start_month) + " months.");
     // Feature statistics from months before the validation month only.
     fit_feature_statistics(model, *reader, validation - 1);
     size_weights(model);
@@ -212,7 +228,8 @@ RECSYS_FUNCTION(recsys_train) {
         });
     }
 
-    std::string where = "(" + reader->month_column_sql() + ")::date >= " + month_start_literal(first_target - 1 - window) +
+    const int32_t first_row = from_start ? start_month : first_target - 1 - window;
+    std::string where = "(" + reader->month_column_sql() + ")::date >= " + month_start_literal(first_row) +
                         " AND (" + reader->month_column_sql() + ")::date < " + month_start_literal(validation);
     if (max_id >= 0) where += " AND (" + reader->id_column_sql() + ")::int8 <= " + std::to_string(max_id);
     const std::string train_sql = reader->batch_query(where);
@@ -223,7 +240,18 @@ RECSYS_FUNCTION(recsys_train) {
     options.clip_norm = clip_norm;
     LstmTrainer trainer(model, size_t(batch_size), options);
     ModelGradients grads(model);
-    ExampleBatch batch(encoder, size_t(batch_size), P);
+    // A sliding-window model mixes target months in one batch. A from-start model's
+    // sequences grow with the month, so it keeps one batch per target month, each run for
+    // exactly the months since the start.
+    std::vector<std::unique_ptr<ExampleBatch>> batches;
+    for (int32_t m = first_target; m < (from_start ? validation : first_target + 1); ++m)
+        batches.push_back(std::make_unique<ExampleBatch>(encoder, size_t(batch_size), P));
+    auto batch_for = [&](int32_t target) -> ExampleBatch & {
+        return *batches[from_start ? size_t(target - first_target) : 0];
+    };
+    auto steps_for = [&](int32_t target) -> size_t {
+        return from_start ? size_t(target - start_month) : 0;  // inputs end at target - 1
+    };
 
     WeightsSnapshot best;
     double best_map = -1.0, best_train_loss = 0.0;
@@ -237,11 +265,12 @@ RECSYS_FUNCTION(recsys_train) {
         Clock::time_point last_report = epoch_start - std::chrono::seconds(10);
         uint64_t epoch_rows = 0, epoch_customers = 0, epoch_examples = 0, epoch_candidates = 0, batches = 0;
         double loss_sum = 0.0;
-        auto step = [&] {
+        auto step = [&](int32_t target) {
+            ExampleBatch &batch = batch_for(target);
             if (batch.size() == 0) return;
             batch.finish();
             const double loss = trainer.forward_backward(batch.steps(), batch.statics(), batch.labels(), batch.mask(),
-                                                         batch.size(), grads);
+                                                         batch.size(), grads, steps_for(target));
             trainer.adam_step(grads);
             loss_sum += loss * double(batch.size());
             epoch_examples += batch.size();
@@ -269,16 +298,17 @@ RECSYS_FUNCTION(recsys_train) {
                 bool any_add = false;
                 for (uint32_t p = 0; p < P; ++p) any_add = any_add || (now[p] && !before[p]);
                 if (!any_add && !keep_no_add_example(uint64_t(seed), h.customer_ids[c], m)) continue;
+                ExampleBatch &batch = batch_for(m);
                 const size_t slot = batch.add(h, c, m - 1);
                 float *labels = batch.labels(slot), *mask = batch.mask(slot);
                 for (uint32_t p = 0; p < P; ++p) {
                     labels[p] = now[p] && !before[p] ? 1.0f : 0.0f;
                     mask[p] = before[p] ? 0.0f : 1.0f;
                 }
-                if (batch.full()) step();
+                if (batch.full()) step(m);
             }
         });
-        step();  // the last, partial batch
+        for (int32_t m = first_target; m < validation; ++m) step(m);  // the last, partial batches
         const double epoch_train_seconds = seconds_since(epoch_start);
         train_seconds += epoch_train_seconds;
         rows = epoch_rows;
@@ -327,6 +357,7 @@ RECSYS_FUNCTION(recsys_train) {
     const std::string hyperparameters =
         "{\"source\": " + json_string(source) + ", \"train_months\": " + std::to_string(train_months) +
         ", \"validation_month\": " + json_string(month_label(validation)) + ", \"window_months\": " + std::to_string(window) +
+        ", \"start_month\": " + (from_start ? json_string(month_label(start_month)) : std::string("null")) +
         ", \"hidden\": " + std::to_string(hidden) + ", \"layers\": " + std::to_string(layers) +
         ", \"epochs\": " + std::to_string(epochs) + ", \"batch_size\": " + std::to_string(batch_size) +
         ", \"learning_rate\": " + num(learning_rate) + ", \"clip_norm\": " + num(clip_norm) +

@@ -198,3 +198,34 @@ TEST(IncrementalScorer, FullRecomputeRefusesHistoriesLongerThanTheWindow) {
 }
 
 }  // namespace
+
+namespace {
+
+// Training a from-start model runs each batch for the months since the start (fewer than T):
+// the trainer's scores must then equal the forward pass over sequences of that length.
+TEST(FromStartTraining, TrainerWithFewerStepsMatchesForwardWithLengths) {
+    Model m = from_start_model(2);
+    const size_t B = 5, W = m.step_width(), S = m.static_width(), P = m.product_count(), T = m.window_months;
+    const size_t steps_used = 4;
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> steps(T * B * W, 0.0f), statics(B * S), labels(B * P, 0.0f), mask(B * P, 1.0f);
+    for (size_t i = 0; i < steps_used * B * W; ++i) steps[i] = u(rng);
+    for (auto &x : statics) x = u(rng);
+    LstmTrainer trainer(m, B);
+    ModelGradients grads(m);
+    trainer.forward_backward(steps.data(), statics.data(), labels.data(), mask.data(), B, grads, steps_used);
+    std::vector<uint32_t> lengths(B, uint32_t(steps_used));
+    std::vector<float> expected(B * P);
+    LstmForward forward(m, B);
+    forward.score(steps.data(), statics.data(), B, expected.data(), lengths.data());
+    for (size_t i = 0; i < B * P; ++i) EXPECT_NEAR(trainer.last_scores()[i], expected[i], 1e-6) << i;
+    // And differs from running all T steps (the later slices are zero, not absent).
+    std::vector<float> all_steps(B * P);
+    forward.score(steps.data(), statics.data(), B, all_steps.data());
+    double diff = 0;
+    for (size_t i = 0; i < B * P; ++i) diff = std::max(diff, double(std::fabs(all_steps[i] - expected[i])));
+    EXPECT_GT(diff, 1e-4);
+}
+
+}  // namespace

@@ -63,6 +63,18 @@ SELECT promoted, production_version, candidate_map7 = production_map7 AS same_ma
   FROM recsys.promote_if_better('regress_lstm', 2);
 SELECT version, status FROM recsys.models WHERE name = 'regress_lstm' ORDER BY version;
 
+-- A model whose history runs from a start month trains too, and can then be scored
+-- incrementally; its stored states match what recommend() computes from the history.
+SELECT recsys.train('regress_from_start', 'train_test.t', train_months => 4, window_months => 17, hidden => 8,
+                    epochs => 1, batch_size => 128, seed => 7, start_month => '2015-01-28') AS version;
+SELECT feature_spec -> 'history' AS history, hyperparameters ->> 'start_month' AS start_month
+  FROM recsys.models WHERE name = 'regress_from_start';
+SELECT recsys.promote('regress_from_start', 1);
+SELECT recsys.rebuild_states('regress_from_start') = (SELECT count(DISTINCT ncodpers) FROM train_test.t) AS states_built;
+SELECT bool_and(r.products = recsys.recommend(r.customer_id, 7, 'regress_from_start')) AS online_matches_stored
+  FROM recsys.recommendations r WHERE r.model_name = 'regress_from_start' AND r.customer_id % 100 = 0;
+SELECT recsys.train('regress_bad', 'train_test.t', window_months => 8, start_month => '2015-01-28');
+
 -- Bad inputs fail clearly, and nothing is registered.
 \set VERBOSITY terse
 SELECT recsys.train('regress_bad', 'train_test.t', epochs => 0);
@@ -82,5 +94,7 @@ SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_e
 SELECT pid, query, started FROM recsys.training_progress WHERE pid = pg_backend_pid();
 
 DROP SCHEMA train_test CASCADE;
-DELETE FROM recsys.model_events WHERE name = 'regress_lstm';
-DELETE FROM recsys.models WHERE name = 'regress_lstm';
+DELETE FROM recsys.recommendations WHERE model_name = 'regress_from_start';
+DELETE FROM recsys.customer_states WHERE model_name = 'regress_from_start';
+DELETE FROM recsys.model_events WHERE name IN ('regress_lstm', 'regress_from_start');
+DELETE FROM recsys.models WHERE name IN ('regress_lstm', 'regress_from_start');
