@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace recsys {
 
@@ -161,6 +162,22 @@ std::string model_spec_json(const Model &m) {
     append_uint(out, model_parameter_count(m));
     out += '}';
     return out;
+}
+
+std::string json_string(std::string_view s) {
+    std::string out;
+    append_json_string(out, s);
+    return out;
+}
+
+std::string json_number(double v) {
+    if (!std::isfinite(v)) return "null";
+    char buf[64];
+    for (int digits = 15; digits <= 17; ++digits) {  // shortest form that reads back exactly
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, nullptr) == v) break;
+    }
+    return buf;
 }
 
 }  // namespace recsys

@@ -32,6 +32,10 @@ std::string model_spec_json(const Model &m);
 
 // Appends s as a JSON string literal (with the quotes) to out.
 void append_json_string(std::string &out, std::string_view s);
+// s as a JSON string literal.
+std::string json_string(std::string_view s);
+// The shortest decimal form of v that reads back exactly; null when not finite.
+std::string json_number(double v);
 
 // Total number of float parameters (LSTM weights and biases, dense weights and bias).
 uint64_t model_parameter_count(const Model &m);

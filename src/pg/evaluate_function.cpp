@@ -12,6 +12,7 @@
 #include "lstm_forward.h"
 #include "model_cache.h"
 #include "ranking.h"
+#include "model_json.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -167,16 +168,6 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
 }  // namespace recsys::pg
 
 namespace {
-
-std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    for (int digits = 15; digits <= 17; ++digits) {  // shortest form that reads back exactly
-        snprintf(buf, sizeof buf, "%.*g", digits, v);
-        if (strtod(buf, nullptr) == v) break;
-    }
-    return buf;
-}
 
 std::string metrics_json(const RankingMetrics &m) {
     return "{\"map7\": " + json_number(m.map()) + ", \"map7_adders\": " + json_number(m.map_adders()) +

@@ -36,28 +36,15 @@ private:
 template <typename Fn>
 auto pg_call(Fn &&fn) -> decltype(fn()) {
     using Result = decltype(fn());
-    MemoryContext caller_context = CurrentMemoryContext;
-    ErrorData *volatile edata = nullptr;
-    std::exception_ptr cpp_error;
     if constexpr (std::is_void_v<Result>) {
-        PG_TRY();
-        {
-            try {
-                fn();
-            } catch (...) {
-                cpp_error = std::current_exception();
-            }
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(caller_context);
-            edata = CopyErrorData();
-            FlushErrorState();
-        }
-        PG_END_TRY();
-        if (edata) throw PgError(edata);
-        if (cpp_error) std::rethrow_exception(cpp_error);
+        pg_call([&] {
+            fn();
+            return true;
+        });
     } else {
+        MemoryContext caller_context = CurrentMemoryContext;
+        ErrorData *volatile edata = nullptr;
+        std::exception_ptr cpp_error;
         Result result{};
         PG_TRY();
         {

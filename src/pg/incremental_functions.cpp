@@ -131,6 +131,16 @@ struct StateRowWriter {
     }
 };
 
+// The production version of a from-start model, with k checked against it (SPI connected).
+std::shared_ptr<LoadedModel> from_start_model(const std::string &name, int32_t k) {
+    check_k(k, nullptr);
+    spi_connect();
+    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
+    require_from_start(*m);
+    check_k(k, m.get());
+    return m;
+}
+
 StateRowWriter make_writer(FunctionCallInfo fcinfo, const LoadedModel &m) {
     StateRowWriter w;
     w.rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -153,11 +163,7 @@ RECSYS_FUNCTION(recsys_full_states) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
     const std::string name = text_arg(fcinfo, 0);
     const int32_t k = PG_GETARG_INT32(1);
-    check_k(k, nullptr);
-    spi_connect();
-    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
-    require_from_start(*m);
-    check_k(k, m.get());
+    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     StateRowWriter writer = make_writer(fcinfo, *m);
 
     const size_t B = size_t(settings::batch_size), T = m->model.window_months, P = m->model.product_count();
@@ -195,11 +201,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
     const std::string name = text_arg(fcinfo, 0);
     const int32_t month = month_of_date(PG_GETARG_DATEADT(1));
     const int32_t k = PG_GETARG_INT32(2);
-    check_k(k, nullptr);
-    spi_connect();
-    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
-    require_from_start(*m);
-    check_k(k, m.get());
+    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     if (month < m->model.start_month || month - m->model.start_month + 1 > int32_t(m->model.window_months))
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "month " + month_label(month) + " is outside " + label(*m) + "'s history",
@@ -288,11 +290,7 @@ RECSYS_FUNCTION(recsys_advance_customer) {
     const std::string name = text_arg(fcinfo, 0);
     const int64_t customer = PG_GETARG_INT64(1);
     const int32_t k = PG_GETARG_INT32(2);
-    check_k(k, nullptr);
-    spi_connect();
-    std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
-    require_from_start(*m);
-    check_k(k, m.get());
+    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     const size_t P = m->model.product_count();
     IncrementalScorer scorer(m->model, 1);
     const size_t SS = scorer.state_size();

@@ -24,6 +24,14 @@ void check_k(int32_t k, const LoadedModel *m) {
                        "", "Ask for at most " + std::to_string(m->model.product_count()) + " products.");
 }
 
+void check_range(const char *what, double value, double lo, double hi) {
+    if (!(value >= lo && value <= hi)) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s must be between %.10g and %.10g, not %.10g", what, lo, hi, value);
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, buf);
+    }
+}
+
 void spi_connect() {
     pg_call([] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");

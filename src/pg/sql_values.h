@@ -19,6 +19,9 @@ int32_t version_arg(FunctionCallInfo fcinfo, int n);
 // k is at least 1 and, once the model is known, at most its number of products.
 void check_k(int32_t k, const LoadedModel *model);
 
+// value lies in [lo, hi], else an invalid_parameter_value error naming the argument.
+void check_range(const char *what, double value, double lo, double hi);
+
 void spi_connect();
 void spi_finish();
 

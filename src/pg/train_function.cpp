@@ -25,6 +25,7 @@
 #include "lstm_training.h"
 #include "model_format.h"
 #include "santander_features.h"
+#include "model_json.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -33,41 +34,6 @@ using namespace recsys::pg;
 namespace {
 
 constexpr double kNoAddSampleRate = 0.1;
-
-void check_range(const char *what, double value, double lo, double hi) {
-    if (!(value >= lo && value <= hi)) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s must be between %g and %g, not %g", what, lo, hi, value);
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, buf);
-    }
-}
-
-std::string json_string(const std::string &s) {
-    std::string out = "\"";
-    for (unsigned char ch : s) {
-        if (ch == '"' || ch == '\\') {
-            out += '\\';
-            out += char(ch);
-        } else if (ch < 0x20) {
-            char buf[8];
-            snprintf(buf, sizeof buf, "\\u%04x", ch);
-            out += buf;
-        } else {
-            out += char(ch);
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_number(double v) {
-    if (!std::isfinite(v)) return "null";
-    char buf[64];
-    for (int digits = 15; digits <= 17; ++digits) {  // shortest form that reads back exactly
-        snprintf(buf, sizeof buf, "%.*g", digits, v);
-        if (strtod(buf, nullptr) == v) break;
-    }
-    return buf;
-}
 
 uint64_t splitmix64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;

@@ -11,17 +11,6 @@
 using namespace recsys;
 using namespace recsys::pg;
 
-namespace {
-
-void check_range(const char *what, int64_t value, int64_t lo, int64_t hi) {
-    if (value < lo || value > hi)
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
-                       std::string(what) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                           ", not " + std::to_string(value));
-}
-
-}  // namespace
-
 // recsys.untrained_model(source, window_months, hidden, layers, seed, until, id_column,
 // month_column) -> bytea: the default Santander feature set fitted to the source's rows up
 // to `until`, with random weights. Training starts from it; the demo serves it until then.
