@@ -126,6 +126,24 @@ else
           "SELECT concat_ws('|', sum(ind_cco_fin_ult1), sum(ind_nomina_ult1), sum(ind_nom_pens_ult1),
                   sum(ind_recibo_ult1)) FROM $S.snapshots"
     check "sample: raw_snapshots emptied after the load" 0 "SELECT count(*) FROM $S.raw_snapshots"
+    # The real rows, dirty values cleaned, feed the model like generated ones: a model fitted to
+    # them scores every real customer (NULL age, renta or antiguedad encoded as missing).
+    if [[ $(q "SELECT count(*) FROM pg_extension WHERE extname = 'recsys'") == 1 ]]; then
+        v=$(q "SELECT recsys.register_model('kaggle_sample_$$', recsys.untrained_model('$S.snapshots', window_months => 4, hidden => 8))")
+        check "sample: every real customer scored, 7 products each, none already held" "9999|t|0" \
+              "SELECT concat_ws('|', count(*), bool_and(cardinality(products) = 7),
+                      count(*) FILTER (WHERE 'ind_cco_fin_ult1' = ANY (products) AND customer_id IN
+                                       (SELECT ncodpers FROM $S.snapshots WHERE ind_cco_fin_ult1 = 1)))
+                 FROM recsys.score_all('kaggle_sample_$$', 7, version => $v)"
+        check "sample: the fitted spec learnt the real vocabularies (sexo H/V, 3 segments)" "H,V|3" \
+              "SELECT concat_ws('|', (SELECT string_agg(v, ',' ORDER BY v) FROM jsonb_array_elements_text(f.value -> 'vocabulary') v
+                                      WHERE f.value ->> 'column' = 'sexo'),
+                      (SELECT jsonb_array_length(g.value -> 'vocabulary') FROM jsonb_array_elements(feature_spec -> 'features') g
+                        WHERE g.value ->> 'column' = 'segmento'))
+                 FROM recsys.models, jsonb_array_elements(feature_spec -> 'features') f
+                WHERE name = 'kaggle_sample_$$' AND f.value ->> 'column' = 'sexo'"
+        q "DELETE FROM recsys.model_events WHERE name = 'kaggle_sample_$$'; DELETE FROM recsys.models WHERE name = 'kaggle_sample_$$'" >/dev/null
+    fi
     # The view itself, on the staged sample (staged in a transaction that is rolled back).
     got=$("$psql_bin" -X -q -At -v ON_ERROR_STOP=1 <<SQL 2>&1 | tail -n 1
 BEGIN;
