@@ -130,7 +130,7 @@ echo "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench'):"
 psql_ -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench')"
 echo "A function scan runs in the leader only (PostgreSQL does not parallelize a Function Scan, even of a
 PARALLEL SAFE function with max_parallel_workers_per_gather = 2 and zero parallel costs): score_all's shard/shards arguments split the customers
-(customer_id mod shards) so that several connections can score at once."
+(contiguous id ranges, each read through the index) so that several connections can score at once."
 t0=$(now)
 n1=$(psql_ -At -c "SELECT recsys.refresh_recommendations('bench')")
 t1=$(now)

@@ -231,7 +231,7 @@ CREATE FUNCTION recsys.score_all(model text DEFAULT 'default', k integer DEFAULT
 RETURNS TABLE (customer_id bigint, model_name text, model_version integer, computed_at timestamptz,
                products text[], scores real[])
 AS 'MODULE_PATHNAME', 'recsys_score_all' LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 1000000;
-COMMENT ON FUNCTION recsys.score_all(text, integer, integer, date, integer, integer) IS 'Recommendations for every customer of the model''s source relation (snapshots up to as_of), scored in batches; usable as a materialized view''s query. shard/shards split the customers (customer_id mod shards = shard) so that several connections can score in parallel';
+COMMENT ON FUNCTION recsys.score_all(text, integer, integer, date, integer, integer) IS 'Recommendations for every customer of the model''s source relation (snapshots up to as_of), scored in batches; usable as a materialized view''s query. shard/shards split the customers into contiguous id ranges of equal width, so that several connections can score in parallel, each reading only its part';
 
 ---------------------------------------------------------------------------------------------
 -- Materialized recommendations

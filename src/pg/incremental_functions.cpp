@@ -74,6 +74,7 @@ std::unordered_map<int64_t, StoredState> load_states(const LoadedModel &m, const
         s.products = flag_array_values(v[4], m.model.product_count(), what + " (products)");
         states.emplace(id, std::move(s));
     }
+    pg_call([&] { SPI_freetuptable(table); });  // one batch's states, not all of them, in memory
     return states;
 }
 
@@ -96,6 +97,7 @@ std::vector<int64_t> customers_with_history_before(LoadedModel &m, const std::ve
             bool isnull;
             found.push_back(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
         }
+        SPI_freetuptable(SPI_tuptable);
     });
     return found;
 }

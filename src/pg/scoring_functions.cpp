@@ -230,9 +230,32 @@ RECSYS_FUNCTION(recsys_score_all) {
     check_k(k, m.get());
     RowWriter w = make_row_writer(fcinfo, *m);
     std::string where = has_as_of ? "(" + m->reader->month_column_sql() + ")::date <= $1" : std::string();
-    if (shards > 1)
-        where += (where.empty() ? "" : " AND ") + std::string("mod((") + m->reader->id_column_sql() + ")::int8, " +
-                 std::to_string(shards) + ") = " + std::to_string(shard);
+    if (shards > 1) {
+        // Contiguous id ranges, so that each connection reads only its part of the relation
+        // through the (id, month) index; the range bounds come from the index's ends.
+        const std::string id = "(" + m->reader->id_column_sql() + ")::int8";
+        int64_t lo = 0, hi = -1;
+        pg_call([&] {
+            const std::string sql = "SELECT min(" + id + "), max(" + id + ") FROM " + m->reader->relation_name();
+            if (SPI_execute(sql.c_str(), true, 1) != SPI_OK_SELECT) elog(ERROR, "id range query failed");
+            bool lo_null, hi_null;
+            const Datum l = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &lo_null);
+            const Datum h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
+            if (!lo_null && !hi_null) {
+                lo = DatumGetInt64(l);
+                hi = DatumGetInt64(h);
+            }
+            SPI_freetuptable(SPI_tuptable);
+        });
+        // Shard s holds ids in [lo + span * s / shards, lo + span * (s + 1) / shards); the first
+        // and last shards are open-ended, so no id is lost to rounding or overflow.
+        const __int128 span = __int128(hi) - lo + 1;
+        std::string range;
+        if (shard > 0) range = id + " >= " + std::to_string(int64_t(lo + span * shard / shards));
+        if (shard + 1 < shards)
+            range += (range.empty() ? "" : " AND ") + id + " < " + std::to_string(int64_t(lo + span * (shard + 1) / shards));
+        where += (where.empty() ? "" : " AND ") + range;
+    }
     const std::string sql = m->reader->batch_query(where);
     Oid types[1] = {DATEOID};
     Datum args[1] = {as_of};

@@ -48,20 +48,57 @@ Datum ranked_names_array(const std::vector<std::string> &names, const std::vecto
     });
 }
 
-Datum real_array(const float *values, size_t n) {
+namespace {
+
+// A one-dimensional array without NULLs of a fixed-width, by-value element type, built
+// with one copy (construct_array would box every element in a Datum first).
+template <typename T>
+Datum flat_array(const T *values, size_t n, Oid element_type) {
     return pg_call([&] {
-        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n + 1)));
-        for (size_t i = 0; i < n; ++i) elems[i] = Float4GetDatum(values[i]);
-        return PointerGetDatum(construct_array(elems, int(n), FLOAT4OID, 4, true, TYPALIGN_INT));
+        const size_t bytes = ARR_OVERHEAD_NONULLS(1) + n * sizeof(T);
+        ArrayType *a = static_cast<ArrayType *>(palloc0(bytes));
+        SET_VARSIZE(a, bytes);
+        a->ndim = 1;
+        a->dataoffset = 0;
+        a->elemtype = element_type;
+        *ARR_DIMS(a) = int(n);
+        *ARR_LBOUND(a) = 1;
+        memcpy(ARR_DATA_PTR(a), values, n * sizeof(T));
+        return PointerGetDatum(a);
     });
 }
 
-Datum flag_array(const uint8_t *values, size_t n) {
-    return pg_call([&] {
-        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n + 1)));
-        for (size_t i = 0; i < n; ++i) elems[i] = Int16GetDatum(values[i]);
-        return PointerGetDatum(construct_array(elems, int(n), INT2OID, 2, true, TYPALIGN_SHORT));
+// The elements of a one-dimensional array without NULLs, copied out in one go.
+template <typename T>
+std::vector<T> flat_array_values(Datum array, Oid element_type, size_t expected, const std::string &what) {
+    std::vector<T> out;
+    int n = 0, ndim = 0;
+    bool has_null = false, right_type = true;
+    pg_call([&] {
+        ArrayType *a = DatumGetArrayTypeP(array);
+        ndim = ARR_NDIM(a);
+        n = ndim == 0 ? 0 : ArrayGetNItems(ndim, ARR_DIMS(a));
+        has_null = ARR_HASNULL(a);
+        right_type = ARR_ELEMTYPE(a) == element_type;
+        if (ndim <= 1 && !has_null && right_type && size_t(n) == expected) {
+            const T *data = reinterpret_cast<const T *>(ARR_DATA_PTR(a));
+            out.assign(data, data + n);
+        }
     });
+    if (ndim > 1 || has_null || !right_type || size_t(n) != expected)
+        throw SqlError(ERRCODE_DATA_CORRUPTED,
+                       what + " has " + std::to_string(n) + " elements" + (has_null ? " with NULLs" : "") +
+                           (ndim > 1 ? " in several dimensions" : "") + ", expected " + std::to_string(expected));
+    return out;
+}
+
+}  // namespace
+
+Datum real_array(const float *values, size_t n) { return flat_array<float>(values, n, FLOAT4OID); }
+
+Datum flag_array(const uint8_t *values, size_t n) {
+    std::vector<int16_t> wide(values, values + n);
+    return flat_array<int16_t>(wide.data(), n, INT2OID);
 }
 
 Datum bytea_datum(const std::vector<uint8_t> &bytes) {
@@ -73,41 +110,15 @@ Datum bytea_datum(const std::vector<uint8_t> &bytes) {
     });
 }
 
-namespace {
-
-template <typename T, typename Convert>
-std::vector<T> array_values(Datum array, Oid type, int16 length, bool by_value, char align, size_t expected,
-                            const std::string &what, Convert convert) {
-    std::vector<T> out;
-    bool has_null = false;
-    int n = 0;
-    pg_call([&] {
-        Datum *elems;
-        bool *nulls;
-        deconstruct_array(DatumGetArrayTypeP(array), type, length, by_value, align, &elems, &nulls, &n);
-        out.reserve(size_t(n));
-        for (int i = 0; i < n; ++i) {
-            has_null |= nulls[i];
-            out.push_back(convert(elems[i]));
-        }
-    });
-    if (has_null || size_t(n) != expected)
-        throw SqlError(ERRCODE_DATA_CORRUPTED,
-                       what + " has " + std::to_string(n) + " elements" + (has_null ? " with NULLs" : "") + ", expected " +
-                           std::to_string(expected));
-    return out;
-}
-
-}  // namespace
-
 std::vector<float> real_array_values(Datum array, size_t expected, const std::string &what) {
-    return array_values<float>(array, FLOAT4OID, 4, true, TYPALIGN_INT, expected, what,
-                               [](Datum d) { return DatumGetFloat4(d); });
+    return flat_array_values<float>(array, FLOAT4OID, expected, what);
 }
 
 std::vector<uint8_t> flag_array_values(Datum array, size_t expected, const std::string &what) {
-    return array_values<uint8_t>(array, INT2OID, 2, true, TYPALIGN_SHORT, expected, what,
-                                 [](Datum d) { return uint8_t(DatumGetInt16(d) != 0); });
+    const std::vector<int16_t> wide = flat_array_values<int16_t>(array, INT2OID, expected, what);
+    std::vector<uint8_t> out(wide.size());
+    for (size_t i = 0; i < wide.size(); ++i) out[i] = wide[i] != 0;
+    return out;
 }
 
 }  // namespace recsys::pg
