@@ -78,6 +78,78 @@ std::unordered_map<int64_t, StoredState> load_states(const LoadedModel &m, const
     return states;
 }
 
+// Reads a model's stored states in customer order through a cursor, in step with the
+// customer-ordered snapshot stream: one ordered pass over recsys.customer_states instead of a
+// random index probe per customer, which matters once the states outgrow shared_buffers.
+class StateCursor {
+public:
+    StateCursor(const LoadedModel &m, size_t state_size) : model_(m), state_size_(state_size) {
+        portal_ = pg_call([&] {
+            Datum args[1] = {CStringGetTextDatum(m.name.c_str())};
+            Oid types[1] = {TEXTOID};
+            return SPI_cursor_open_with_args(
+                nullptr,
+                "SELECT customer_id, model_version, state_month, state, products FROM recsys.customer_states "
+                "WHERE model_name = $1 ORDER BY customer_id",
+                1, types, args, nullptr, true, 0);
+        });
+    }
+    // Closed explicitly on success; after an error the transaction's abort closes the portal.
+    void close() { pg_call([&] { SPI_cursor_close(portal_); }); }
+
+    // The states of `ids`, which must ascend across all calls.
+    std::unordered_map<int64_t, StoredState> take(const std::vector<int64_t> &ids) {
+        std::unordered_map<int64_t, StoredState> found;
+        for (int64_t id : ids) {
+            while (!exhausted_ && (pos_ == buffered_.size() || buffered_[pos_].first < id)) {
+                if (pos_ == buffered_.size()) fetch();
+                else ++pos_;
+            }
+            if (!exhausted_ && buffered_[pos_].first == id) found.emplace(id, std::move(buffered_[pos_].second));
+        }
+        return found;
+    }
+
+private:
+    void fetch() {
+        buffered_.clear();
+        pos_ = 0;
+        SPITupleTable *table = nullptr;
+        const uint64_t rows = pg_call([&] {
+            SPI_cursor_fetch(portal_, true, 4096);
+            table = SPI_tuptable;
+            return SPI_processed;
+        });
+        if (rows == 0) {
+            exhausted_ = true;
+            return;
+        }
+        for (uint64_t r = 0; r < rows; ++r) {
+            Datum v[5];
+            bool n[5];
+            pg_call([&] {
+                for (int i = 0; i < 5; ++i) v[i] = SPI_getbinval(table->vals[r], table->tupdesc, i + 1, &n[i]);
+            });
+            const int64_t id = DatumGetInt64(v[0]);
+            const std::string what = "the stored state of customer " + std::to_string(id);
+            StoredState s;
+            s.version = DatumGetInt32(v[1]);
+            s.month = month_of_date(DatumGetDateADT(v[2]));
+            s.state = real_array_values(v[3], state_size_, what);
+            s.products = flag_array_values(v[4], model_.model.product_count(), what + " (products)");
+            buffered_.emplace_back(id, std::move(s));
+        }
+        pg_call([&] { SPI_freetuptable(table); });
+    }
+
+    const LoadedModel &model_;
+    size_t state_size_;
+    Portal portal_;
+    std::vector<std::pair<int64_t, StoredState>> buffered_;
+    size_t pos_ = 0;
+    bool exhausted_ = false;
+};
+
 // Customers among `ids` with snapshots before `month` in the model's source.
 std::vector<int64_t> customers_with_history_before(LoadedModel &m, const std::vector<int64_t> &ids, int32_t month) {
     std::vector<int64_t> found;
@@ -218,6 +290,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
     std::vector<uint8_t> held(B * P);
     std::vector<int32_t> state_month(B);
     HistoryBatch step;
+    StateCursor stored_states(*m, SS);
     const std::string where = "(" + m->reader->month_column_sql() + ")::date BETWEEN $1 AND $2";
     Oid types[2] = {DATEOID, DATEOID};
     Datum args[2] = {DateADTGetDatum(date_of_month(month) - 27), DateADTGetDatum(date_of_month(month) + 3)};
@@ -226,7 +299,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
         for (size_t first = 0; first < count; first += B) {
             const size_t n = std::min(B, count - first);
             std::vector<int64_t> ids(history.customer_ids.begin() + first, history.customer_ids.begin() + first + n);
-            const auto stored = load_states(*m, ids, SS);
+            const auto stored = stored_states.take(ids);
             std::vector<int64_t> stateless;
             for (int64_t id : ids)
                 if (!stored.count(id)) stateless.push_back(id);
@@ -279,6 +352,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
             check_for_interrupts();
         }
     });
+    stored_states.close();
     spi_finish();
     return (Datum)0;
 }
