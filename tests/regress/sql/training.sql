@@ -84,6 +84,10 @@ SELECT recsys.train('regress_bad', 'train_test.t', train_months => 16);
 SELECT recsys.train('regress_bad', 'train_test.t', batch_size => 0);
 SELECT * FROM recsys.evaluate('no_such_model');
 SELECT * FROM recsys.evaluate('regress_lstm', 1, '2015-01-28');
+-- A statement_timeout stops a long training promptly, and nothing is registered.
+SET statement_timeout = '300ms';
+SELECT recsys.train('regress_bad', 'train_test.t', train_months => 6, window_months => 6, hidden => 16, epochs => 1000);
+RESET statement_timeout;
 SELECT count(*) AS bad_models FROM recsys.models WHERE name = 'regress_bad';
 \set VERBOSITY default
 
