@@ -5,6 +5,7 @@
 // The SQL wrappers (rebuild_states, advance_month) write recsys.customer_states and
 // recsys.recommendations; a promote or rollback clears the stored states of that model.
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -40,42 +41,45 @@ struct StoredState {
     std::vector<uint8_t> products;
 };
 
-// The stored states of `ids` for the model's name.
-std::unordered_map<int64_t, StoredState> load_states(const LoadedModel &m, const std::vector<int64_t> &ids,
-                                                     size_t state_size) {
-    std::unordered_map<int64_t, StoredState> states;
+// The columns every stored-state query selects, in this order.
+constexpr const char *kSelectStates =
+    "SELECT customer_id, model_version, state_month, state, products FROM recsys.customer_states "
+    "WHERE model_name = $1";
+
+// Row r of a kSelectStates result: the customer id and its state.
+std::pair<int64_t, StoredState> state_from_row(const LoadedModel &m, SPITupleTable *table, uint64_t r,
+                                               size_t state_size) {
+    Datum v[5];
+    bool n[5];
+    pg_call([&] {
+        for (int i = 0; i < 5; ++i) v[i] = SPI_getbinval(table->vals[r], table->tupdesc, i + 1, &n[i]);
+    });
+    const int64_t id = DatumGetInt64(v[0]);
+    const std::string what = "the stored state of customer " + std::to_string(id);
+    StoredState s;
+    s.version = DatumGetInt32(v[1]);
+    s.month = month_of_date(DatumGetDateADT(v[2]));
+    s.state = real_array_values(v[3], state_size, what);
+    s.products = flag_array_values(v[4], m.model.product_count(), what + " (products)");
+    return {id, std::move(s)};
+}
+
+// One customer's stored state, if there is one.
+std::optional<StoredState> load_state(const LoadedModel &m, int64_t customer, size_t state_size) {
     SPITupleTable *table = nullptr;
+    const std::string sql = std::string(kSelectStates) + " AND customer_id = $2";
     const uint64_t rows = pg_call([&] {
-        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (ids.size() + 1)));
-        for (size_t i = 0; i < ids.size(); ++i) elems[i] = Int64GetDatum(ids[i]);
-        Datum args[2] = {CStringGetTextDatum(m.name.c_str()),
-                         PointerGetDatum(construct_array(elems, int(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE))};
-        Oid types[2] = {TEXTOID, INT8ARRAYOID};
-        const int rc = SPI_execute_with_args(
-            "SELECT customer_id, model_version, state_month, state, products FROM recsys.customer_states "
-            "WHERE model_name = $1 AND customer_id = ANY($2)",
-            2, types, args, nullptr, true, 0);
-        if (rc != SPI_OK_SELECT) elog(ERROR, "reading stored states failed: %s", SPI_result_code_string(rc));
+        Datum args[2] = {CStringGetTextDatum(m.name.c_str()), Int64GetDatum(customer)};
+        Oid types[2] = {TEXTOID, INT8OID};
+        const int rc = SPI_execute_with_args(sql.c_str(), 2, types, args, nullptr, true, 1);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "reading the stored state failed: %s", SPI_result_code_string(rc));
         table = SPI_tuptable;
         return SPI_processed;
     });
-    for (uint64_t r = 0; r < rows; ++r) {
-        Datum v[5];
-        bool n[5];
-        pg_call([&] {
-            for (int i = 0; i < 5; ++i) v[i] = SPI_getbinval(table->vals[r], table->tupdesc, i + 1, &n[i]);
-        });
-        const int64_t id = DatumGetInt64(v[0]);
-        const std::string what = "the stored state of customer " + std::to_string(id);
-        StoredState s;
-        s.version = DatumGetInt32(v[1]);
-        s.month = month_of_date(DatumGetDateADT(v[2]));
-        s.state = real_array_values(v[3], state_size, what);
-        s.products = flag_array_values(v[4], m.model.product_count(), what + " (products)");
-        states.emplace(id, std::move(s));
-    }
-    pg_call([&] { SPI_freetuptable(table); });  // one batch's states, not all of them, in memory
-    return states;
+    std::optional<StoredState> state;
+    if (rows == 1) state = state_from_row(m, table, 0, state_size).second;
+    pg_call([&] { SPI_freetuptable(table); });
+    return state;
 }
 
 // Reads a model's stored states in customer order through a cursor, in step with the
@@ -87,11 +91,8 @@ public:
         portal_ = pg_call([&] {
             Datum args[1] = {CStringGetTextDatum(m.name.c_str())};
             Oid types[1] = {TEXTOID};
-            return SPI_cursor_open_with_args(
-                nullptr,
-                "SELECT customer_id, model_version, state_month, state, products FROM recsys.customer_states "
-                "WHERE model_name = $1 ORDER BY customer_id",
-                1, types, args, nullptr, true, 0);
+            const std::string sql = std::string(kSelectStates) + " ORDER BY customer_id";
+            return SPI_cursor_open_with_args(nullptr, sql.c_str(), 1, types, args, nullptr, true, 0);
         });
     }
     // Closed explicitly on success; after an error the transaction's abort closes the portal.
@@ -124,21 +125,7 @@ private:
             exhausted_ = true;
             return;
         }
-        for (uint64_t r = 0; r < rows; ++r) {
-            Datum v[5];
-            bool n[5];
-            pg_call([&] {
-                for (int i = 0; i < 5; ++i) v[i] = SPI_getbinval(table->vals[r], table->tupdesc, i + 1, &n[i]);
-            });
-            const int64_t id = DatumGetInt64(v[0]);
-            const std::string what = "the stored state of customer " + std::to_string(id);
-            StoredState s;
-            s.version = DatumGetInt32(v[1]);
-            s.month = month_of_date(DatumGetDateADT(v[2]));
-            s.state = real_array_values(v[3], state_size_, what);
-            s.products = flag_array_values(v[4], model_.model.product_count(), what + " (products)");
-            buffered_.emplace_back(id, std::move(s));
-        }
+        for (uint64_t r = 0; r < rows; ++r) buffered_.push_back(state_from_row(model_, table, r, state_size_));
         pg_call([&] { SPI_freetuptable(table); });
     }
 
@@ -374,12 +361,11 @@ RECSYS_FUNCTION(recsys_advance_customer) {
     std::vector<uint8_t> held(P), products;
     int32_t state_month = scorer.initial_month();
 
-    const auto stored = load_states(*m, {customer}, SS);
-    const auto it = stored.find(customer);
-    if (it != stored.end() && it->second.version == m->version) {
-        state = it->second.state;
-        state_month = it->second.month;
-        products = it->second.products;
+    const std::optional<StoredState> stored = load_state(*m, customer, SS);
+    if (stored && stored->version == m->version) {
+        state = stored->state;
+        state_month = stored->month;
+        products = stored->products;
     }
     // Only the snapshots after the state's month.
     const std::string where = "(" + m->reader->id_column_sql() + ")::int8 = $1 AND (" +
@@ -410,7 +396,7 @@ RECSYS_FUNCTION(recsys_advance_customer) {
                 advanced = true;
             }
     });
-    if (!advanced && it == stored.end())
+    if (!advanced && !stored)
         throw SqlError(ERRCODE_NO_DATA_FOUND,
                        "customer " + std::to_string(customer) + " has no snapshots in " + m->reader->relation_name());
     if (!advanced) {  // nothing new: the stored recommendations stand; recompute them from the state
