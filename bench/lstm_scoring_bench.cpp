@@ -53,7 +53,7 @@ static void BM_LstmForward(benchmark::State &state) {
                                                       double(state.iterations()) / 1e9,
                                                   benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_LstmForward)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LstmForward)->Arg(1)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // sgemm throughput on the shapes the model uses most: (B x 128) x (128 x 512) for the
 // recurrent step and (T*B x 48) x (48 x 512) for the input projection.

@@ -55,6 +55,8 @@ namespace {
 template <typename T>
 Datum flat_array(const T *values, size_t n, Oid element_type) {
     return pg_call([&] {
+        // PostgreSQL's one representation of an empty array has no dimensions.
+        if (n == 0) return PointerGetDatum(construct_empty_array(element_type));
         const size_t bytes = ARR_OVERHEAD_NONULLS(1) + n * sizeof(T);
         ArrayType *a = static_cast<ArrayType *>(palloc0(bytes));
         SET_VARSIZE(a, bytes);

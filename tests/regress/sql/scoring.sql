@@ -110,6 +110,19 @@ SELECT count(*) AS refreshed_concurrently, min(model_version) AS version FROM sc
 REFRESH MATERIALIZED VIEW sc.next_products;
 SELECT count(*) AS refreshed, min(model_version) AS version FROM sc.next_products;
 
+-- A customer who already holds every product gets an empty list, not an error or a held product.
+BEGIN;
+UPDATE sc.snapshots SET ind_ahor_fin_ult1 = 1, ind_aval_fin_ult1 = 1, ind_cco_fin_ult1 = 1, ind_cder_fin_ult1 = 1,
+       ind_cno_fin_ult1 = 1, ind_ctju_fin_ult1 = 1, ind_ctma_fin_ult1 = 1, ind_ctop_fin_ult1 = 1, ind_ctpp_fin_ult1 = 1,
+       ind_deco_fin_ult1 = 1, ind_deme_fin_ult1 = 1, ind_dela_fin_ult1 = 1, ind_ecue_fin_ult1 = 1, ind_fond_fin_ult1 = 1,
+       ind_hip_fin_ult1 = 1, ind_plan_fin_ult1 = 1, ind_pres_fin_ult1 = 1, ind_reca_fin_ult1 = 1, ind_tjcr_fin_ult1 = 1,
+       ind_valo_fin_ult1 = 1, ind_viv_fin_ult1 = 1, ind_nomina_ult1 = 1, ind_nom_pens_ult1 = 1, ind_recibo_ult1 = 1
+ WHERE ncodpers = 15889;
+SELECT recsys.recommend(15889, model => 'sc_model') AS holds_everything,
+       (SELECT count(*) FROM recsys.recommend_scores(15889, 7, 'sc_model')) AS rows;
+SELECT products, scores, scores = '{}'::real[] AS empty_scores FROM recsys.score_all('sc_model') WHERE customer_id = 15889;
+ROLLBACK;
+
 -- Function markings a planner and a DBA rely on.
 SELECT p.proname, p.provolatile, p.proparallel, p.proisstrict
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
