@@ -146,6 +146,10 @@ def report(path):
     row("(a) 1 conn / (c) torch 1 thr b1024", num("a1_cps") / c1 if c1 else float("nan"), "x")
     row("(b) / (c) torch 1 thr b1024", num("b_best") / c1 if c1 else float("nan"), "x")
     row("(b) / (d)", num("b_best") / num("d_bound") if num("d_bound") else float("nan"), "x")
+    row("BI query, recommend() per row, 2 parallel workers", num("bi_w2_cps"), "cust/s", num("bi_w0_cps"),
+        "same query, no parallel workers")
+    row("BI query, recommend_many() over the same customers", num("bi_many_cps"), "cust/s", num("bi_w0_cps"),
+        "recommend() per row, serial")
     row("incremental: advance_month, new month for every customer (states + recommendations written)",
         num("inc_advance_s"), "s", num("inc_full_s"), "full recompute of 17 months, rebuild_states")
     row("incremental: customers per second, advance_month", num("inc_advance_n") / num("inc_advance_s")

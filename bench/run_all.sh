@@ -153,6 +153,26 @@ put a2_s "$a2"
 put a2_cps "$($PY -c "print($n2 / $a2)")"
 echo "score_all, 2 shards on 2 connections: $n2 customers in $a2 s"
 
+say "a BI query calling recommend() per row: serial, parallel workers, and recommend_many()"
+# 50,000 customers (or all of them in quick mode), their latest month.
+bi_n=$((N < 50000 ? N : 50000))
+bi_where="ncodpers < $((FIRST_ID + bi_n)) AND fecha_dato = (SELECT max(fecha_dato) FROM santander.snapshots)"
+bi_query="SELECT count(*) FROM santander.snapshots WHERE $bi_where AND cardinality(recsys.recommend(ncodpers, 7, 'bench')) > 0"
+psql_ -c "SET max_parallel_workers_per_gather = 2" -c "EXPLAIN (COSTS OFF) $bi_query"
+for workers in 0 2; do
+    t0=$(now)
+    psql_ -At -c "SET max_parallel_workers_per_gather = $workers" -c "SET parallel_setup_cost = 0" \
+          -c "SET parallel_tuple_cost = 0" -c "$bi_query" >/dev/null
+    t1=$(now)
+    put "bi_w${workers}_cps" "$($PY -c "print($bi_n / $(elapsed "$t0" "$t1"))")"
+    echo "recommend() per row, max_parallel_workers_per_gather = $workers: $bi_n customers in $(elapsed "$t0" "$t1") s"
+done
+t0=$(now)
+psql_ -At -c "SELECT count(*) FROM recsys.recommend_many(ARRAY(SELECT ncodpers FROM santander.snapshots WHERE $bi_where), 7, 'bench')" >/dev/null
+t1=$(now)
+put bi_many_cps "$($PY -c "print($bi_n / $(elapsed "$t0" "$t1"))")"
+echo "recommend_many() over the same customers: $(elapsed "$t0" "$t1") s"
+
 say "incremental scoring: a new month advances stored LSTM states vs a full recompute"
 # A from-start model over the first 16 months; then the 17th month lands.
 last_month=$(psql_ -At -c "SELECT max(fecha_dato) FROM santander.snapshots")
