@@ -27,6 +27,7 @@
 
 #include "activations.h"
 #include "errors.h"
+#include "splitmix64.h"
 
 namespace recsys {
 
@@ -83,10 +84,9 @@ double sum_squares(const std::vector<float> &v) {
 struct SplitMix64 {
     uint64_t state;
     uint64_t next() {
-        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
+        const uint64_t z = splitmix64(state);
+        state += 0x9E3779B97F4A7C15ull;
+        return z;
     }
     // Uniform in [-k, k): 24 random bits, exactly representable as a float fraction.
     float uniform(double k) {

@@ -26,6 +26,7 @@
 #include "model_format.h"
 #include "santander_features.h"
 #include "model_json.h"
+#include "splitmix64.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -34,13 +35,6 @@ using namespace recsys::pg;
 namespace {
 
 constexpr double kNoAddSampleRate = 0.1;
-
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
 bool keep_no_add_example(uint64_t seed, int64_t customer, int32_t month) {
     const uint64_t h = splitmix64(splitmix64(seed ^ 0x7261696E) ^ splitmix64(uint64_t(customer)) ^ uint64_t(month));
