@@ -297,24 +297,43 @@ RETURNS TABLE (customer_id bigint, model_version integer, state_month date, stat
 AS 'MODULE_PATHNAME', 'recsys_advanced_states' LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 1000000;
 COMMENT ON FUNCTION recsys.advanced_states(text, date, integer) IS 'The stored states of customers with a snapshot in month, advanced to it by one LSTM step (more across missing months), with their recommendations';
 
-CREATE FUNCTION recsys.rebuild_states(model text DEFAULT 'default', k integer DEFAULT 7)
+-- Writes states and recommendations from full_states (month NULL: every customer, from its
+-- whole history) or advanced_states (the customers of month, one step on): the one upsert
+-- behind rebuild_states() and advance_month().
+CREATE FUNCTION recsys.store_states(model text, month date, k integer)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     written bigint;
 BEGIN
-    DELETE FROM recsys.customer_states s WHERE s.model_name = model;
-    WITH f AS (SELECT * FROM recsys.full_states(model, k)),
+    EXECUTE 'WITH a AS (SELECT * FROM '
+         || CASE WHEN month IS NULL THEN 'recsys.full_states($1, $3)' ELSE 'recsys.advanced_states($1, $2, $3)' END
+         || '),
          st AS (INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products)
-                SELECT model, f.customer_id, f.model_version, f.state_month, f.state, f.products FROM f)
+                SELECT $1, a.customer_id, a.model_version, a.state_month, a.state, a.products FROM a
+                ON CONFLICT (model_name, customer_id) DO UPDATE
+                   SET model_version = excluded.model_version, state_month = excluded.state_month,
+                       state = excluded.state, products = excluded.products)
     INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores)
-    SELECT model, f.customer_id, f.model_version, now(), f.top_products, f.scores FROM f
+    SELECT $1, a.customer_id, a.model_version, now(), a.top_products, a.scores FROM a
     ON CONFLICT (model_name, customer_id) DO UPDATE
        SET model_version = excluded.model_version, computed_at = excluded.computed_at,
-           products = excluded.products, scores = excluded.scores;
+           products = excluded.products, scores = excluded.scores'
+    USING model, month, k;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
+END
+$$;
+COMMENT ON FUNCTION recsys.store_states(text, date, integer) IS 'Stores states and recommendations computed from scratch (month NULL) or advanced to month; used by rebuild_states() and advance_month()';
+
+CREATE FUNCTION recsys.rebuild_states(model text DEFAULT 'default', k integer DEFAULT 7)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM recsys.customer_states s WHERE s.model_name = model;
+    RETURN recsys.store_states(model, NULL, k);
 END
 $$;
 COMMENT ON FUNCTION recsys.rebuild_states(text, integer) IS 'Recomputes every customer''s stored state and recommendations from its whole history; returns the number of customers';
@@ -323,8 +342,6 @@ CREATE FUNCTION recsys.advance_month(model text, month date, k integer DEFAULT 7
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    written bigint;
 BEGIN
     IF model IS NULL OR month IS NULL THEN
         RAISE EXCEPTION 'model and month must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -333,19 +350,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM recsys.customer_states s WHERE s.model_name = model) THEN
         RETURN recsys.rebuild_states(model, k);
     END IF;
-    WITH a AS (SELECT * FROM recsys.advanced_states(model, month, k)),
-         st AS (INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products)
-                SELECT model, a.customer_id, a.model_version, a.state_month, a.state, a.products FROM a
-                ON CONFLICT (model_name, customer_id) DO UPDATE
-                   SET model_version = excluded.model_version, state_month = excluded.state_month,
-                       state = excluded.state, products = excluded.products)
-    INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores)
-    SELECT model, a.customer_id, a.model_version, now(), a.top_products, a.scores FROM a
-    ON CONFLICT (model_name, customer_id) DO UPDATE
-       SET model_version = excluded.model_version, computed_at = excluded.computed_at,
-           products = excluded.products, scores = excluded.scores;
-    GET DIAGNOSTICS written = ROW_COUNT;
-    RETURN written;
+    RETURN recsys.store_states(model, month, k);
 END
 $$;
 COMMENT ON FUNCTION recsys.advance_month(text, date, integer) IS 'When a new monthly snapshot has landed: advances the stored states of its customers by one step and refreshes their recommendations; returns the number of customers';
@@ -378,7 +383,8 @@ END
 $$;
 COMMENT ON FUNCTION recsys.advance_on_snapshot() IS 'Row trigger: advances the inserted customer''s state and recommendations (argument: model name)';
 
-REVOKE ALL ON FUNCTION recsys.rebuild_states(text, integer), recsys.advance_month(text, date, integer),
+REVOKE ALL ON FUNCTION recsys.store_states(text, date, integer), recsys.rebuild_states(text, integer),
+                       recsys.advance_month(text, date, integer),
                        recsys.advance_customer(text, bigint, integer) FROM PUBLIC;
 
 ---------------------------------------------------------------------------------------------
