@@ -18,7 +18,7 @@ SELECT name, version, status, metrics->>'epochs_run' AS epochs, round((metrics->
 SELECT method, round(map7::numeric, 5) AS map7, round(map7_adders::numeric, 4) AS map7_adders,
        round(precision7::numeric, 4) AS precision7, round(recall7::numeric, 4) AS recall7,
        round(coverage::numeric, 3) AS coverage, customers, adders
-  FROM recsys.evaluate('default', :version);
+  FROM recsys.evaluate_and_record('default', :version);
 
 \echo
 \echo == Promotion gate: promoted only if not worse than production on the held-out month

@@ -31,6 +31,23 @@ n_fail=$(grep -oP '\[  FAILED  \] \K[0-9]+(?= test)' "$log" || echo 0)
 [ $rc -ne 0 ] && [ "$n_fail" -eq 0 ] && n_fail=1
 record "unit tests" "${n_pass:-0}" "${n_fail:-0}"
 
+# 1b. The unit tests under ASan/UBSan, and libFuzzer runs of the parsers (RECSYS_FUZZ_SECONDS
+# per target, default 60). Each prints "N passed, M failed" as its last line.
+suite_log=$(mktemp)
+for suite in sanitizers fuzz; do
+    bash tests/run_$suite.sh >"$suite_log" 2>&1
+    rc=$?
+    tail -n 25 "$suite_log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$suite_log" | tail -n 1)
+    p=$(echo "$line" | grep -oP '^[0-9]+' || echo 0)
+    f=$(echo "$line" | grep -oP '[0-9]+(?= failed)' || echo 0)
+    [ -z "$p" ] && p=0
+    [ -z "$f" ] && f=0
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record "$suite" "$p" "$f"
+done
+rm -f "$suite_log"
+
 # 2. A private cluster for everything that needs PostgreSQL.
 cluster=$(mktemp -d /tmp/recsys-test.XXXXXX)
 port=${RECSYS_TEST_PORT:-55432}
@@ -39,17 +56,21 @@ trap cleanup EXIT
 scripts/pg_cluster.sh start "$cluster" "$port" || { echo "could not start PostgreSQL"; exit 1; }
 export PGHOST=$cluster PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 
-# 3. pg_regress suite.
-rm -rf tests/regress/results
+# 3. pg_regress suite, then the isolation tests (tests/isolation); each prints "All N tests
+# passed." or "F of N tests failed.", and a failing pg_regress stops make before isolation.
+rm -rf tests/regress/results tests/isolation/results tests/regress/regression.diffs tests/isolation/regression.diffs
+sum_of() { grep -oP "$1" "$cluster/installcheck.log" | awk '{ s += $1 } END { print s + 0 }'; }
 if make -f Makefile.pgxs installcheck >"$cluster/installcheck.log" 2>&1; then
-    n=$(grep -oP 'All \K[0-9]+(?= tests passed)' "$cluster/installcheck.log" || echo 0)
-    record "pg_regress" "$n" 0
+    record "pg_regress + isolation" "$(sum_of 'All \K[0-9]+(?= tests passed)')" 0
 else
     cat "$cluster/installcheck.log" | tail -n 30
     [ -f tests/regress/regression.diffs ] && head -n 200 tests/regress/regression.diffs
-    n_fail=$(grep -oP '\K[0-9]+(?= of [0-9]+ tests failed)' "$cluster/installcheck.log" || echo 1)
-    n_all=$(grep -oP '[0-9]+ of \K[0-9]+(?= tests failed)' "$cluster/installcheck.log" || echo 1)
-    record "pg_regress" $((n_all - n_fail)) "$n_fail"
+    [ -f tests/isolation/regression.diffs ] && head -n 200 tests/isolation/regression.diffs
+    n_ok=$(sum_of 'All \K[0-9]+(?= tests passed)')
+    n_fail=$(sum_of '\K[0-9]+(?= of [0-9]+ tests failed)')
+    n_all=$(sum_of '[0-9]+ of \K[0-9]+(?= tests failed)')
+    [ "$n_fail" -eq 0 ] && n_fail=1
+    record "pg_regress + isolation" $((n_ok + n_all - n_fail)) "$n_fail"
 fi
 
 # 4. Integration tests: each prints "N passed, M failed" as its last line.
@@ -76,6 +97,8 @@ export RECSYS_PG_DSN="host=$cluster port=$port user=postgres dbname=recsys_integ
 run_integration "header firewall" tests/check_header_firewall.sh
 run_integration "santander loader" env PGDATABASE=recsys_integration tests/integration/test_santander_loader.sh
 run_integration "generated CSV round trip" env PGDATABASE=recsys_integration tests/integration/test_generated_csv_roundtrip.sh
+run_integration "dump and restore" tests/integration/test_dump_restore.sh
+run_integration "upgrade" tests/integration/test_upgrade.sh
 run_integration "torch parity" /usr/bin/python3 tests/integration/test_torch_parity.py --cli build/recsys_model_cli
 for t in tests/integration/test_*.py; do
     case "$t" in */test_torch_parity.py) continue ;; esac

@@ -125,11 +125,24 @@ def _fail(message):
 # Spec
 
 
+def _text(value, what):
+    """The rule recsys's parser applies to every model string: UTF-8, no C0 control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        _fail(f"{what} cannot be encoded as UTF-8 (a lone surrogate?): {value!r}")
+    bad = [c for c in value if ord(c) < 0x20]
+    if bad:
+        _fail(f"{what} contains the control character {bad[0]!r}; model strings may not")
+    return value
+
+
 def _name(value, what):
     if not isinstance(value, str):
         _fail(f"{what} must be a string, got {value!r}")
     if not value:
         _fail(f"{what} must not be empty")
+    _text(value, what)
     if len(value.encode("utf-8")) > MAX_NAME_LENGTH:
         _fail(f"{what} is {len(value.encode('utf-8'))} bytes long; the limit is {MAX_NAME_LENGTH}")
     return value
@@ -240,7 +253,10 @@ def normalize_spec(spec):
             if not isinstance(vocabulary, list) or len(vocabulary) > MAX_VOCABULARY:
                 _fail(f"{what} is categorical and needs a vocabulary list of at most {MAX_VOCABULARY} values")
             for j, v in enumerate(vocabulary):
-                if not isinstance(v, str) or len(v.encode("utf-8")) > MAX_NAME_LENGTH:
+                if not isinstance(v, str):
+                    _fail(f"{what} vocabulary[{j}] must be a string of at most {MAX_NAME_LENGTH} bytes")
+                _text(v, f"{what} vocabulary[{j}]")
+                if len(v.encode("utf-8")) > MAX_NAME_LENGTH:
                     _fail(f"{what} vocabulary[{j}] must be a string of at most {MAX_NAME_LENGTH} bytes")
             g["vocabulary"] = list(vocabulary)
         out["features"].append(g)

@@ -14,6 +14,7 @@ enum class ErrorKind {
     DataException,     // input data is unusable: NaN/Inf, bad flag value, wrong width
     CorruptModel,      // model bytes fail validation (truncated, checksum, inconsistent)
     ProgramLimit,      // a size exceeds what the format or the implementation supports
+    InvalidText,       // a string is not valid UTF-8 or holds a control character (model names, vocabulary)
     Internal,          // a bug: should never be reached
 };
 

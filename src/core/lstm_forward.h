@@ -1,21 +1,43 @@
-// Batched LSTM forward pass: one fused gate GEMM per layer for all time steps' inputs,
-// one recurrent GEMM per time step, vectorised cell updates, then a dense sigmoid head.
+// Batched LSTM forward pass: per block of time steps and per layer, one fused gate GEMM for the
+// block's inputs, one recurrent GEMM per time step, vectorised cell updates, then a dense
+// sigmoid head.
+//
+// Memory: the gate and hidden-sequence buffers hold one block of kStepBlock time steps, not
+// the whole window, so a customer costs the same whatever the window (buffer_bytes()).
+// Cancellation: with set_poll(), the poll is called between GEMM pieces of bounded work
+// (polled_gemm.h) and between groups of cell updates, so a long batch can be stopped within
+// milliseconds. A throwing poll leaves the object usable; run() leaves the caller's state as
+// it was, score() and head() leave their outputs undefined.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "batch_memory.h"
 #include "model.h"
+#include "polled_gemm.h"
 
 namespace recsys {
 
 class LstmForward {
 public:
+    // Time steps processed together by one input-projection GEMM (and held in the buffers).
+    static constexpr size_t kStepBlock = 16;
+
     // Buffers are sized for batches of up to max_batch customers and reused across calls.
     LstmForward(const Model &model, size_t max_batch);
 
+    // What the constructor allocates for a model: fixed + per_customer x max_batch bytes.
+    static BatchBytes buffer_bytes(const Model &model);
+    // What this object holds (its vectors' capacities), = buffer_bytes(model).total(max_batch).
+    size_t allocated_bytes() const;
+
+    // Called between pieces of work (see the file comment); empty (the default) for none.
+    void set_poll(PollFn poll) { poll_ = std::move(poll); }
+
     size_t max_batch() const { return max_batch_; }
+    size_t step_block() const { return block_; }
     // Floats of one customer's recurrent state: for each layer, h (H floats) then c (H).
     size_t state_size() const { return model_.layers.size() * 2 * H_; }
 
@@ -29,7 +51,8 @@ public:
 
     // Advances each customer's state (batch x state_size(), read and written) through
     // n_steps steps (n_steps x batch x step_width, time-major), or through its first
-    // lengths[b] of them when lengths is given (0 leaves the state as it is).
+    // lengths[b] of them when lengths is given (0 leaves the state as it is). Running n steps
+    // and then m more equals running n + m. If the poll throws, state is left unchanged.
     void run(const float *steps, size_t n_steps, size_t batch, const uint32_t *lengths, float *state);
 
     // The final hidden state of the last layer after the last score() without lengths (batch x H).
@@ -39,15 +62,19 @@ public:
     void head(const float *state, const float *statics, size_t batch, float *scores);
 
 private:
+    // run() on `state` in place.
+    void advance(const float *steps, size_t n_steps, size_t batch, const uint32_t *lengths, float *state);
+
     const Model &model_;
     size_t max_batch_;
-    size_t T_, H_, P_, S_;
-    std::vector<float> gates_;          // T x batch x 4H: input projections, then per-step pre-activations
-    std::vector<float> seq_a_, seq_b_;  // T x batch x H: hidden sequences between layers
-    std::vector<float> h_, c_;          // batch x H
-    std::vector<float> head_in_;        // batch x (H + S)
-    std::vector<float> bias_;           // layers x 4H: b_ih + b_hh, summed once
-    std::vector<float> state_;          // batch x state_size(): scratch for score()
+    size_t T_, H_, P_, S_, block_;
+    PollFn poll_;
+    Buffer<float> gates_;          // block x batch x 4H: input projections, then per-step pre-activations
+    Buffer<float> seq_a_, seq_b_;  // block x batch x H: hidden sequences between layers
+    Buffer<float> h_, c_;          // batch x H
+    Buffer<float> head_in_;        // batch x (H + S)
+    std::vector<float> bias_;      // layers x 4H: b_ih + b_hh, summed once
+    Buffer<float> state_;          // batch x state_size(): scratch for score(), staging for run()
 };
 
 }  // namespace recsys

@@ -3,9 +3,9 @@
 //
 // Layout (all time-major, as LstmForward and FeatureEncoder use): for layer l the caches hold,
 // for every step t and customer b, the activated gates [i | f | g | o] (4H), the cell state c_t,
-// tanh(c_t) and the hidden output h_t (H each). The forward pass issues exactly the same BLAS
-// calls as LstmForward::score (same shapes, same order, same activation functions), so its scores
-// match the scorer's.
+// tanh(c_t) and the hidden output h_t (H each). The forward pass computes every value as
+// LstmForward::score does (the same GEMM rows, bias fills and activation functions; the scorer
+// only groups time steps into blocks), so its scores match the scorer's.
 //
 // Backward, per layer from the top: one elementwise pass per step turns dh_t, dc_t into the gate
 // gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); the
@@ -13,12 +13,14 @@
 // and the input gradient passed to the layer below is dX = dG W_ih. Bias gradients are column sums
 // accumulated in double.
 //
+// Every GEMM runs through gemm_polled() (polled_gemm.h): large products are split into pieces of
+// bounded work with a poll between them (the weight gradients accumulate over pieces of rows), so
+// a cancel stops even the largest model's batch within milliseconds.
+//
 // Determinism: every reduction runs in a fixed order, so the same inputs, weights and seed give
 // bit-identical results for a fixed BLAS thread count (OpenBLAS may partition GEMMs differently
 // for another thread count; the unit tests call openblas_set_num_threads(1)).
 #include "lstm_training.h"
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -149,17 +151,19 @@ void initialize_weights(Model &model, uint64_t seed) {
 struct LstmTrainer::State {
     size_t T = 0, H = 0, P = 0, S = 0, L = 0;
     // Forward caches, per layer: T x max_batch x {4H, H, H, H}.
-    std::vector<std::vector<float>> acts, cells, tanh_cells, hidden;
-    std::vector<float> head_in;  // max_batch x (H + S)
-    std::vector<float> logits;   // max_batch x P
-    std::vector<float> scores;   // max_batch x P
+    // (Buffers: allocated without initialisation; every element is written before it is read.)
+    std::vector<Buffer<float>> acts, cells, tanh_cells, hidden;
+    Buffer<float> head_in;  // max_batch x (H + S)
+    Buffer<float> logits;   // max_batch x P
+    Buffer<float> scores;   // max_batch x P
     size_t last_batch = 0;
     // Backward buffers.
-    std::vector<float> dlogits;      // max_batch x P
-    std::vector<float> dgates;       // T x max_batch x 4H (one layer at a time)
-    std::vector<float> dh, dc;       // max_batch x H
-    std::vector<float> dx_a, dx_b;   // T x max_batch x H: gradient w.r.t. a layer's input sequence
+    Buffer<float> dlogits;      // max_batch x P
+    Buffer<float> dgates;       // T x max_batch x 4H (one layer at a time)
+    Buffer<float> dh, dc;       // max_batch x H
+    Buffer<float> dx_a, dx_b;   // T x max_batch x H: gradient w.r.t. a layer's input sequence
     std::vector<double> bias_acc;    // 4H, or P
+    std::vector<float> bias_sum;     // layers x 4H: b_ih + b_hh of the current weights
     // Adam moments, shaped like the weights.
     ModelGradients m, v;
     size_t steps = 0;
@@ -191,8 +195,37 @@ struct LstmTrainer::State {
         if (L > 1) dx_a.resize(T * B * H);
         if (L > 2) dx_b.resize(T * B * H);
         bias_acc.resize(std::max(G, P));
+        bias_sum.resize(L * G);
     }
 };
+
+BatchBytes LstmTrainer::buffer_bytes(const Model &model) {
+    const size_t T = model.window_months, H = model.hidden, P = model.product_count(), S = model.static_width();
+    const size_t L = model.layers.size(), G = 4 * H;
+    BatchBytes b;
+    b.fixed = 2 * weight_bytes(model) + std::max(G, P) * sizeof(double) + L * G * sizeof(float);
+    b.per_customer = (L * T * (G + 3 * H) + (H + S) + 3 * P + T * G + 2 * H + (L > 1 ? T * H : 0) +
+                      (L > 2 ? T * H : 0)) *
+                     sizeof(float);
+    return b;
+}
+
+size_t LstmTrainer::allocated_bytes() const {
+    const State &st = *state_;
+    size_t bytes = 0;
+    for (size_t l = 0; l < st.L; ++l)
+        bytes += vector_bytes(st.acts[l]) + vector_bytes(st.cells[l]) + vector_bytes(st.tanh_cells[l]) +
+                 vector_bytes(st.hidden[l]);
+    bytes += vector_bytes(st.head_in) + vector_bytes(st.logits) + vector_bytes(st.scores) + vector_bytes(st.dlogits) +
+             vector_bytes(st.dgates) + vector_bytes(st.dh) + vector_bytes(st.dc) + vector_bytes(st.dx_a) +
+             vector_bytes(st.dx_b) + vector_bytes(st.bias_acc) + vector_bytes(st.bias_sum);
+    for (const ModelGradients *g : {&st.m, &st.v}) {
+        for (const auto &layer : g->layers)
+            bytes += vector_bytes(layer.w_ih) + vector_bytes(layer.w_hh) + vector_bytes(layer.b_ih) + vector_bytes(layer.b_hh);
+        bytes += vector_bytes(g->dense_w) + vector_bytes(g->dense_b);
+    }
+    return bytes;
+}
 
 LstmTrainer::LstmTrainer(Model &model, size_t max_batch, AdamOptions options)
     : model_(model), max_batch_(max_batch), options_(options) {
@@ -230,15 +263,17 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
     // A from-start model's batch runs the months since its start month: fewer than T steps.
     const size_t T = n_steps ? n_steps : st.T, H = st.H, P = st.P, S = st.S, L = st.L, G = 4 * H, D = H + S;
     const size_t B = batch;
-    const int iB = int(B), iH = int(H), iG = int(G), iP = int(P), iD = int(D);
-    st.last_batch = B;
+    // Set again only on success: after a throwing poll last_scores() holds no batch.
+    st.last_batch = 0;
     if (grads.layers.size() != L) fail(ErrorKind::Internal, "gradients do not match the model");
     if (B == 0) {
         grads.zero();
         return 0.0;
     }
+    // Customers whose elementwise step runs between two polls (about 8H floats each).
+    const size_t cells_per_poll = std::max<size_t>(1, kPollElements / (8 * H));
 
-    // ---- Forward, keeping every activation (same BLAS calls as LstmForward::score).
+    // ---- Forward, keeping every activation (the same GEMM rows as LstmForward::score).
     const float *input = steps;
     size_t input_width = model_.step_width();
     for (size_t l = 0; l < L; ++l) {
@@ -248,20 +283,17 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
         float *tcs = st.tanh_cells[l].data();
         float *hs = st.hidden[l].data();
         const size_t rows = T * B;
-        for (size_t r = 0; r < rows; ++r) {
-            float *g = gates + r * G;
-            for (size_t j = 0; j < G; ++j) g[j] = layer.b_ih[j] + layer.b_hh[j];
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), iG, int(input_width), 1.0f, input,
-                    int(input_width), layer.w_ih.data(), int(input_width), 1.0f, gates, iG);
+        float *bias = st.bias_sum.data() + l * G;
+        for (size_t j = 0; j < G; ++j) bias[j] = layer.b_ih[j] + layer.b_hh[j];
+        gemm_polled(false, true, rows, G, input_width, input, input_width, layer.w_ih.data(), input_width, 1.0f, gates,
+                    G, poll_, bias);
         for (size_t t = 0; t < T; ++t) {
             float *g = gates + t * B * G;
             const float *h_prev = t > 0 ? hs + (t - 1) * B * H : nullptr;
             const float *c_prev = t > 0 ? cells + (t - 1) * B * H : nullptr;
-            if (t > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, iG, iH, 1.0f, h_prev, iH,
-                            layer.w_hh.data(), iH, 1.0f, g, iG);
+            if (t > 0) gemm_polled(false, true, B, G, H, h_prev, H, layer.w_hh.data(), H, 1.0f, g, G, poll_);
             for (size_t b = 0; b < B; ++b) {
+                if (b % cells_per_poll == cells_per_poll - 1) poll(poll_);
                 float *gb = g + b * G;
                 sigmoid_inplace(gb, 2 * H);
                 tanh_inplace(gb + 2 * H, H);
@@ -292,10 +324,8 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
     for (size_t b = 0; b < B; ++b) {
         std::memcpy(head_in + b * D, h_last + b * H, H * sizeof(float));
         if (S) std::memcpy(head_in + b * D + H, statics + b * S, S * sizeof(float));
-        std::memcpy(z + b * P, model_.dense_b.data(), P * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, iP, iD, 1.0f, head_in, iD, model_.dense_w.data(), iD,
-                1.0f, z, iP);
+    gemm_polled(false, true, B, P, D, head_in, D, model_.dense_w.data(), D, 1.0f, z, P, poll_, model_.dense_b.data());
     float *scores = st.scores.data();
     std::memcpy(scores, z, B * P * sizeof(float));
     sigmoid_inplace(scores, B * P);
@@ -324,8 +354,7 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
 
     // ---- Backward: head.
     // dense_w (P x D) = dzᵀ (P x B) · head_in (B x D); dense_b = column sums of dz.
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iP, iD, iB, 1.0f, dz, iP, head_in, iD, 0.0f,
-                grads.dense_w.data(), iD);
+    gemm_polled(true, false, P, D, B, dz, P, head_in, D, 0.0f, grads.dense_w.data(), D, poll_);
     {
         double *acc = st.bias_acc.data();
         std::fill(acc, acc + P, 0.0);
@@ -336,8 +365,7 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
     // dh_T of the last layer = dz (B x P) · dense_w[:, :H] (P x H).
     float *dh = st.dh.data();
     float *dc = st.dc.data();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iH, iP, 1.0f, dz, iP, model_.dense_w.data(), iD, 0.0f,
-                dh, iH);
+    gemm_polled(false, false, B, H, P, dz, P, model_.dense_w.data(), D, 0.0f, dh, H, poll_);
 
     // ---- Backward through time, layer by layer from the top.
     float *dgates = st.dgates.data();
@@ -357,6 +385,7 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
         for (size_t t = T; t-- > 0;) {
             const float *above = dx_above ? dx_above + t * B * H : nullptr;
             for (size_t b = 0; b < B; ++b) {
+                if (b % cells_per_poll == cells_per_poll - 1) poll(poll_);
                 const float *gb = gates + (t * B + b) * G;
                 const float *tc = tcs + (t * B + b) * H;
                 const float *cp = t > 0 ? cells + ((t - 1) * B + b) * H : nullptr;
@@ -379,25 +408,24 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
             }
             // dh_{t-1} = dG_t (B x 4H) · W_hh (4H x H).
             if (t > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iH, iG, 1.0f, dgates + t * B * G, iG,
-                            layer.w_hh.data(), iH, 0.0f, dh, iH);
+                gemm_polled(false, false, B, H, G, dgates + t * B * G, G, layer.w_hh.data(), H, 0.0f, dh, H, poll_);
         }
 
         // Weight gradients as single GEMMs over all steps.
-        const int rows = int(T * B);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iG, int(in_w), rows, 1.0f, dgates, iG, x, int(in_w),
-                    0.0f, glayer.w_ih.data(), int(in_w));
+        const size_t rows = T * B;
+        gemm_polled(true, false, G, in_w, rows, dgates, G, x, in_w, 0.0f, glayer.w_ih.data(), in_w, poll_);
         if (T > 1)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iG, iH, int((T - 1) * B), 1.0f, dgates + B * G, iG,
-                        hs, iH, 0.0f, glayer.w_hh.data(), iH);
+            gemm_polled(true, false, G, H, (T - 1) * B, dgates + B * G, G, hs, H, 0.0f, glayer.w_hh.data(), H, poll_);
         else
             std::fill(glayer.w_hh.begin(), glayer.w_hh.end(), 0.0f);
         {
             double *acc = st.bias_acc.data();
             std::fill(acc, acc + G, 0.0);
-            for (size_t r = 0; r < T * B; ++r) {
+            const size_t rows_per_poll = std::max<size_t>(1, kPollElements / G);
+            for (size_t r = 0; r < rows; ++r) {
                 const float *dg = dgates + r * G;
                 for (size_t j = 0; j < G; ++j) acc[j] += double(dg[j]);
+                if (r % rows_per_poll == rows_per_poll - 1) poll(poll_);
             }
             for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
         }
@@ -405,11 +433,11 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
         // Gradient w.r.t. this layer's input sequence, for the layer below: dX = dG · W_ih.
         if (li > 0) {
             float *dx = (dx_above == st.dx_a.data()) ? st.dx_b.data() : st.dx_a.data();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, iH, iG, 1.0f, dgates, iG, layer.w_ih.data(),
-                        iH, 0.0f, dx, iH);
+            gemm_polled(false, false, rows, H, G, dgates, G, layer.w_ih.data(), H, 0.0f, dx, H, poll_);
             dx_above = dx;
         }
     }
+    st.last_batch = B;
     return loss;
 }
 
@@ -419,7 +447,28 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
 double LstmTrainer::adam_step(ModelGradients &grads) {
     State &st = *state_;
     if (grads.layers.size() != model_.layers.size()) fail(ErrorKind::Internal, "gradients do not match the model");
-    const double norm = std::sqrt(grads.squared_norm());
+    // The norm, as ModelGradients::squared_norm() sums it, polled: nothing has changed yet.
+    auto sum_sq = [this](const std::vector<float> &v) {
+        double s = 0.0;
+        for (size_t i0 = 0; i0 < v.size(); i0 += kPollElements) {
+            const size_t i1 = std::min(v.size(), i0 + kPollElements);
+            for (size_t i = i0; i < i1; ++i) s += double(v[i]) * double(v[i]);
+            poll(poll_);
+        }
+        return s;
+    };
+    double squared = 0.0;
+    for (const auto &layer : grads.layers) {
+        const double a = sum_sq(layer.w_ih), b = sum_sq(layer.w_hh), c = sum_sq(layer.b_ih), d = sum_sq(layer.b_hh);
+        squared += a + b + c + d;
+    }
+    {
+        const double a = sum_sq(grads.dense_w), b = sum_sq(grads.dense_b);
+        squared = squared + a + b;
+    }
+    // No poll from here on: the clipping, the moments and the weights change together. The
+    // work is proportional to the model's size, which the caller's memory budget bounds.
+    const double norm = std::sqrt(squared);
     if (options_.clip_norm > 0.0f) {
         const double coef = double(options_.clip_norm) / (norm + 1e-6);
         if (coef < 1.0) {

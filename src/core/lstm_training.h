@@ -11,7 +11,9 @@
 #include <memory>
 #include <vector>
 
+#include "batch_memory.h"
 #include "model.h"
+#include "polled_gemm.h"
 
 namespace recsys {
 
@@ -42,6 +44,19 @@ public:
     // model must outlive the trainer; adam_step() updates it in place.
     LstmTrainer(Model &model, size_t max_batch, AdamOptions options = {});
 
+    // What the constructor allocates: fixed (the Adam moments, twice the weights, and small
+    // per-layer sums) + per_customer x max_batch (the activation caches and backward buffers
+    // of one example). Not counted: the model and the gradients, which the caller owns.
+    static BatchBytes buffer_bytes(const Model &model);
+    size_t allocated_bytes() const;
+
+    // Called between pieces of work of forward_backward() (GEMM pieces, groups of cell
+    // updates; see polled_gemm.h) and while adam_step() measures the gradient norm, before it
+    // changes anything; empty for none. A throwing poll leaves the trainer usable: the next
+    // forward_backward() overwrites every cache and all of grads, and the weights, the Adam
+    // moments and steps_taken() change only in adam_step() after its last poll.
+    void set_poll(PollFn poll) { poll_ = std::move(poll); }
+
     // steps: T x batch x step_width (time-major, as FeatureEncoder writes them),
     // statics: batch x static_width, labels and mask: batch x P (0 or 1).
     // Writes d(loss)/d(weights) into grads (overwriting) and returns the mean loss.
@@ -66,6 +81,7 @@ private:
     Model &model_;
     size_t max_batch_;
     AdamOptions options_;
+    PollFn poll_;
     std::shared_ptr<State> state_;  // activation caches, gradient buffers, Adam moments (see lstm_training.cpp)
 };
 

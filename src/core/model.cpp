@@ -85,8 +85,12 @@ void Model::validate() const {
             if (!std::isfinite(f.mean) || !std::isfinite(f.stddev) || f.stddev <= 0.0f)
                 inconsistent("Feature \"" + f.column + "\" has mean " + std::to_string(f.mean) + " and stddev " +
                              std::to_string(f.stddev) + "; the stddev must be positive and both finite.");
+            if (std::isnan(f.clip_min) || std::isnan(f.clip_max))
+                inconsistent("Feature \"" + f.column + "\" has a NaN clip bound (clip_min " + std::to_string(f.clip_min) +
+                             ", clip_max " + std::to_string(f.clip_max) + ").");
             if (!(f.clip_min <= f.clip_max))
-                inconsistent("Feature \"" + f.column + "\" has clip_min above clip_max.");
+                inconsistent("Feature \"" + f.column + "\" has clip_min " + std::to_string(f.clip_min) +
+                             " above clip_max " + std::to_string(f.clip_max) + ".");
             if (f.transform != NumericTransform::Identity && f.transform != NumericTransform::Log1p)
                 inconsistent("Feature \"" + f.column + "\" has an unknown transform.");
         } else if (f.kind == FeatureKind::Categorical) {

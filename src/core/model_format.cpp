@@ -4,6 +4,7 @@
 
 #include "byte_io.h"
 #include "errors.h"
+#include "model_text.h"
 #include "sha256.h"
 
 namespace recsys {
@@ -31,6 +32,7 @@ uint32_t bounded(ByteReader &r, uint32_t limit, const char *what) {
 
 std::vector<uint8_t> serialize_model(const Model &model) {
     model.validate();
+    check_model_text(model);  // write nothing that parse_model() would refuse
     ByteWriter w;
     w.bytes(kModelMagic, sizeof kModelMagic);
     w.u32(kModelFormatVersion);
@@ -127,7 +129,8 @@ Model parse_model(const uint8_t *data, size_t length) {
         f.column = r.str(kMaxNameLength, "feature column");
         const uint8_t kind = r.u8("feature kind"), role = r.u8("feature role"), transform = r.u8("transform");
         if (kind > 1 || role > 1 || transform > 1)
-            corrupt("model is inconsistent", "Feature \"" + f.column + "\" has an unknown kind, role or transform.");
+            corrupt("model is inconsistent",  // by index: the column's text is checked later
+                    "Feature " + std::to_string(i) + " has an unknown kind, role or transform.");
         f.kind = FeatureKind(kind);
         f.role = FeatureRole(role);
         f.transform = NumericTransform(transform);
@@ -153,6 +156,10 @@ Model parse_model(const uint8_t *data, size_t length) {
     if (r.remaining() != 0)
         corrupt("model is inconsistent",
                 std::to_string(r.remaining()) + " unread bytes remain after the weights; the dimensions disagree.");
+    // Every string must be UTF-8 without control characters (Error InvalidText, naming the
+    // string). Checked once the layout is known to be sound, so that a misframed file is
+    // reported as such, and before any message can quote a string.
+    check_model_text(m);
     m.validate();
     m.index();
     return m;

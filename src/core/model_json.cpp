@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "model_text.h"
+
 namespace recsys {
 
 namespace {
@@ -69,6 +71,10 @@ uint64_t model_parameter_count(const Model &m) {
 }
 
 std::string model_spec_json(const Model &m) {
+    // The spec goes into jsonb and into files that tools read back: refuse (Error InvalidText)
+    // any model string that is not UTF-8 without control characters, as parse_model() does,
+    // rather than emit bytes that are not JSON text or a \u0000 escape that jsonb refuses.
+    check_model_text(m);
     std::string out;
     out.reserve(512 + 32 * m.products.size() + 160 * m.features.size());
     out += '{';

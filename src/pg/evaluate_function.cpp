@@ -10,9 +10,11 @@
 #include <map>
 
 #include "lstm_forward.h"
+#include "memory_budget.h"
 #include "model_cache.h"
 #include "ranking.h"
 #include "model_json.h"
+#include "sql_text.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -32,6 +34,20 @@ ExampleBatch::ExampleBatch(const FeatureEncoder &encoder, size_t capacity, uint3
     end_month_.resize(capacity);
     lengths_.resize(capacity);
     from_start_ = encoder.history_from_start();
+}
+
+BatchBytes ExampleBatch::buffer_bytes(const Model &model) {
+    const size_t T = model.window_months, W = model.step_width(), P = model.product_count();
+    BatchBytes b;
+    b.per_customer = (2 * T * W + model.static_width() + 2 * P) * sizeof(float) + P * sizeof(uint8_t) +
+                     sizeof(int64_t) + sizeof(int32_t) + sizeof(uint32_t);
+    return b;
+}
+
+BatchBytes evaluation_bytes(const Model &model) {
+    const size_t P = model.product_count();
+    return LstmForward::buffer_bytes(model) + ExampleBatch::buffer_bytes(model) +
+           BatchBytes{P * sizeof(uint32_t), P * (sizeof(uint8_t) + sizeof(float))};
 }
 
 size_t ExampleBatch::add(const HistoryBatch &history, size_t c, int32_t as_of) {
@@ -57,7 +73,6 @@ long find_month_row(const HistoryBatch &history, size_t c, int32_t month) {
     return -1;
 }
 
-std::string month_start_literal(int32_t month) { return "'" + month_label(month) + "-01'::date"; }
 
 MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const FeatureEncoder &encoder, int32_t month,
                                bool baselines, int64_t max_id, size_t batch_size) {
@@ -69,10 +84,9 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
     int32_t first = month - 1 - T;
     if (model.history == HistoryMode::FromStartMonth) first = std::min(first, model.start_month);
     if (baselines) first = std::min(first, month - 13);
-    std::string where = "(" + reader.month_column_sql() + ")::date >= " + month_start_literal(first) + " AND (" +
-                        reader.month_column_sql() + ")::date < " + month_start_literal(month + 1);
-    if (max_id >= 0) where += " AND (" + reader.id_column_sql() + ")::int8 <= " + std::to_string(max_id);
-    const std::string sql = reader.batch_query(where);
+    std::string where = reader.months_between(first, month + 1);
+    if (max_id >= 0) where += " AND " + reader.id_sql() + sql::op("<=") + sql::int8_literal(max_id);
+    const std::string query = reader.batch_query(where);
 
     // The segment of a row: the vocabulary code of the "segmento" feature (-1 unknown/NULL).
     long segment_feature = -1;
@@ -87,6 +101,7 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
     std::vector<int32_t> segment_all;
 
     LstmForward forward(model, batch_size);
+    forward.set_poll(interrupt_poll());
     ExampleBatch batch(encoder, batch_size, P);
     std::vector<uint8_t> added(batch_size * P);
     std::vector<float> scores(batch_size * P);
@@ -109,7 +124,7 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
         return segment_feature < 0 ? -1 : int32_t(h.values[r * h.feature_count + size_t(segment_feature)]);
     };
 
-    stream_customers(reader, model, sql, &result.rows, [&](const HistoryBatch &h, size_t c) {
+    stream_customers(reader, model, query, &result.rows, [&](const HistoryBatch &h, size_t c) {
         const size_t begin = h.row_begin[c], end = h.row_begin[c + 1];
         if (baselines) {
             for (size_t r = begin + 1; r < end; ++r) {
@@ -167,16 +182,6 @@ MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const F
 
 }  // namespace recsys::pg
 
-namespace {
-
-std::string metrics_json(const RankingMetrics &m) {
-    return "{\"map7\": " + json_number(m.map()) + ", \"map7_adders\": " + json_number(m.map_adders()) +
-           ", \"precision7\": " + json_number(m.precision()) + ", \"recall7\": " + json_number(m.recall()) +
-           ", \"coverage\": " + json_number(m.coverage()) + ", \"customers\": " + std::to_string(m.customers()) +
-           ", \"adders\": " + std::to_string(m.adders()) + "}";
-}
-
-}  // namespace
 
 // recsys.evaluate(model_name, version, month) -> TABLE(method, map7, map7_adders, precision7,
 // recall7, coverage, customers, adders)
@@ -200,8 +205,8 @@ RECSYS_FUNCTION(recsys_evaluate) {
         version = pg_call([&] {
             Oid types[1] = {TEXTOID};
             Datum args[1] = {CStringGetTextDatum(name.c_str())};
-            if (SPI_execute_with_args("SELECT version FROM recsys.models WHERE name = $1 "
-                                      "ORDER BY status = 'production' DESC, version DESC LIMIT 1",
+            if (SPI_execute_with_args("SELECT version FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1 "
+                                      "ORDER BY status OPERATOR(pg_catalog.=) 'production' DESC, version DESC LIMIT 1",
                                       1, types, args, nullptr, true, 1) != SPI_OK_SELECT)
                 elog(ERROR, "model lookup failed");
             int32 v = 0;
@@ -220,8 +225,8 @@ RECSYS_FUNCTION(recsys_evaluate) {
 
     // Default month: the latest in the model's source.
     int32_t month = requested_month;
-    const std::string range_sql = "SELECT min((" + m->reader->month_column_sql() + ")::date), max((" +
-                                  m->reader->month_column_sql() + ")::date) FROM " + m->reader->relation_name();
+    const std::string range_sql = "SELECT " + sql::call("min", m->reader->month_sql()) + ", " +
+                                  sql::call("max", m->reader->month_sql()) + " FROM " + m->reader->relation_name();
     bool empty = false;
     DateADT lo = 0, hi = 0;
     pg_call([&] {
@@ -245,23 +250,14 @@ RECSYS_FUNCTION(recsys_evaluate) {
                            month_label(first_month) + " to " + month_label(last_month),
                        "Evaluation needs snapshots of the month and of the month before it.");
 
-    const MonthEvaluation ev =
-        evaluate_month(m->model, *m->reader, *m->encoder, month, true, -1, size_t(settings::batch_size));
+    const size_t batch_size = plan_batch("recsys.evaluate", "model \"" + name + "\" version " + std::to_string(version),
+                                         m->model, evaluation_bytes(m->model), SIZE_MAX);
+    const MonthEvaluation ev = evaluate_month(m->model, *m->reader, *m->encoder, month, true, -1, batch_size);
     if (ev.lstm.customers() == 0)
         throw SqlError(ERRCODE_NO_DATA_FOUND, "no customer has snapshots in both " + month_label(month - 1) + " and " +
                                                   month_label(month) + " in " + m->reader->relation_name());
 
-    // Store the result in the model's metrics (through the SECURITY DEFINER recorder).
-    const std::string evaluation = "{\"" + month_label(month) + "\": {\"lstm\": " + metrics_json(ev.lstm) +
-                                   ", \"popularity\": " + metrics_json(ev.popularity) +
-                                   ", \"segment_popularity\": " + metrics_json(ev.segment_popularity) + "}}";
-    pg_call([&] {
-        Oid types[3] = {TEXTOID, INT4OID, TEXTOID};
-        Datum args[3] = {CStringGetTextDatum(name.c_str()), Int32GetDatum(version), CStringGetTextDatum(evaluation.c_str())};
-        if (SPI_execute_with_args("SELECT recsys.record_evaluation($1, $2, $3::jsonb)", 3, types, args, nullptr, false, 0) !=
-            SPI_OK_SELECT)
-            elog(ERROR, "recording the evaluation failed");
-    });
+    // Pure: recording the result is recsys.evaluate_and_record()'s explicit step.
     spi_finish();
 
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -271,10 +267,11 @@ RECSYS_FUNCTION(recsys_evaluate) {
         const RankingMetrics &r = *metrics[i];
         const char *method = methods[i];
         pg_call([&] {
-            Datum values[8] = {CStringGetTextDatum(method), Float8GetDatum(r.map()), Float8GetDatum(r.map_adders()),
-                               Float8GetDatum(r.precision()), Float8GetDatum(r.recall()), Float8GetDatum(r.coverage()),
-                               Int64GetDatum(int64(r.customers())), Int64GetDatum(int64(r.adders()))};
-            bool nulls[8] = {false, false, false, false, false, false, false, false};
+            Datum values[10] = {CStringGetTextDatum(method), Float8GetDatum(r.map()), Float8GetDatum(r.map_adders()),
+                                Float8GetDatum(r.precision()), Float8GetDatum(r.recall()), Float8GetDatum(r.coverage()),
+                                Int64GetDatum(int64(r.customers())), Int64GetDatum(int64(r.adders())),
+                                Int32GetDatum(version), DateADTGetDatum(date_of_month(month))};
+            bool nulls[10] = {false, false, false, false, false, false, false, false, false, false};
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         });
     }

@@ -12,6 +12,7 @@
 #include "history_stream.h"
 #include "settings.h"
 
+#include "batch_memory.h"
 #include "feature_encoder.h"
 #include "history.h"
 #include "metrics.h"
@@ -28,6 +29,8 @@ constexpr uint32_t kEvaluationK = 7;
 class ExampleBatch {
 public:
     ExampleBatch(const FeatureEncoder &encoder, size_t capacity, uint32_t products);
+    // What the constructor allocates for a model's examples: per_customer x capacity bytes.
+    static BatchBytes buffer_bytes(const Model &model);
 
     size_t size() const { return n_; }
     bool full() const { return n_ == capacity_; }
@@ -53,12 +56,13 @@ private:
     const FeatureEncoder &encoder_;
     size_t capacity_, n_ = 0;
     uint32_t products_, T_, W_;
-    std::vector<float> staged_;  // capacity x T x W, example-major
-    std::vector<float> steps_, statics_, labels_, mask_;
-    std::vector<uint8_t> held_;
-    std::vector<int64_t> customers_;
-    std::vector<int32_t> end_month_;
-    std::vector<uint32_t> lengths_;
+    // Batch buffers, allocated without initialisation (every slot is written by add()).
+    Buffer<float> staged_;  // capacity x T x W, example-major
+    Buffer<float> steps_, statics_, labels_, mask_;
+    Buffer<uint8_t> held_;
+    Buffer<int64_t> customers_;
+    Buffer<int32_t> end_month_;
+    Buffer<uint32_t> lengths_;
     bool from_start_;
 };
 
@@ -78,9 +82,10 @@ long find_month_row(const HistoryBatch &history, size_t c, int32_t month);
 // the customers read to ids <= max_id. Needs an open SPI connection.
 MonthEvaluation evaluate_month(const Model &model, SourceReader &reader, const FeatureEncoder &encoder, int32_t month,
                                bool baselines, int64_t max_id, size_t batch_size);
-
-// 'YYYY-MM-01' of a month index, as an SQL date literal.
-std::string month_start_literal(int32_t month);
+// What evaluate_month allocates for batches of scored customers (its LstmForward, examples,
+// added flags and scores), for sizing batch_size to recsys.max_batch_memory. Not counted: the
+// baselines' per-customer flags, which grow with the customers of the month (2P + 4 bytes each).
+BatchBytes evaluation_bytes(const Model &model);
 
 // Streams `sql` (a SourceReader::batch_query, ordered by id and month) through a
 // HistoryBatch, calling on_customer(history, c) for every customer once all its rows are

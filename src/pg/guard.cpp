@@ -14,6 +14,7 @@ int sqlstate_of(ErrorKind kind) {
         case ErrorKind::DataException: return ERRCODE_DATA_EXCEPTION;
         case ErrorKind::CorruptModel: return ERRCODE_DATA_CORRUPTED;
         case ErrorKind::ProgramLimit: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+        case ErrorKind::InvalidText: return ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
         case ErrorKind::Internal: return ERRCODE_INTERNAL_ERROR;
     }
     return ERRCODE_INTERNAL_ERROR;
@@ -36,6 +37,23 @@ struct PendingError {
 };
 
 }  // namespace
+
+ErrorData *run_pg_try(void (*thunk)(void *), void *context) {
+    MemoryContext caller_context = CurrentMemoryContext;
+    ErrorData *volatile edata = nullptr;
+    PG_TRY();
+    {
+        thunk(context);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller_context);
+        edata = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    return edata;
+}
 
 Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo)) {
     ErrorData *postgres_error = nullptr;

@@ -33,34 +33,37 @@ private:
     ErrorData *edata_;
 };
 
+// Runs thunk(context) under PG_TRY in a frame of its own (guard.cpp) and returns the copied
+// PostgreSQL error, or nullptr. Keeping sigsetjmp in a separate, non-inlined function means
+// no local of pg_call's caller lives in the frame that longjmp returns to, so no variable can
+// be clobbered (the build has -Wclobbered on).
+ErrorData *run_pg_try(void (*thunk)(void *), void *context);
+
 template <typename Fn>
 auto pg_call(Fn &&fn) -> decltype(fn()) {
     using Result = decltype(fn());
+    std::exception_ptr cpp_error;
     if constexpr (std::is_void_v<Result>) {
-        pg_call([&] {
-            fn();
-            return true;
-        });
+        auto body = [&] {
+            try {
+                fn();
+            } catch (...) {
+                cpp_error = std::current_exception();
+            }
+        };
+        ErrorData *edata = run_pg_try([](void *c) { (*static_cast<decltype(body) *>(c))(); }, &body);
+        if (edata) throw PgError(edata);
+        if (cpp_error) std::rethrow_exception(cpp_error);
     } else {
-        MemoryContext caller_context = CurrentMemoryContext;
-        ErrorData *volatile edata = nullptr;
-        std::exception_ptr cpp_error;
         Result result{};
-        PG_TRY();
-        {
+        auto body = [&] {
             try {
                 result = fn();
             } catch (...) {
                 cpp_error = std::current_exception();
             }
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(caller_context);
-            edata = CopyErrorData();
-            FlushErrorState();
-        }
-        PG_END_TRY();
+        };
+        ErrorData *edata = run_pg_try([](void *c) { (*static_cast<decltype(body) *>(c))(); }, &body);
         if (edata) throw PgError(edata);
         if (cpp_error) std::rethrow_exception(cpp_error);
         return result;

@@ -13,9 +13,11 @@
 #include "guard.h"
 #include "history_stream.h"
 #include "incremental_scorer.h"
+#include "memory_budget.h"
 #include "model_cache.h"
 #include "ranking.h"
 #include "settings.h"
+#include "sql_text.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -44,7 +46,7 @@ struct StoredState {
 // The columns every stored-state query selects, in this order.
 constexpr const char *kSelectStates =
     "SELECT customer_id, model_version, state_month, state, products FROM recsys.customer_states "
-    "WHERE model_name = $1";
+    "WHERE model_name OPERATOR(pg_catalog.=) $1";
 
 // Row r of a kSelectStates result: the customer id and its state.
 std::pair<int64_t, StoredState> state_from_row(const LoadedModel &m, SPITupleTable *table, uint64_t r,
@@ -67,11 +69,12 @@ std::pair<int64_t, StoredState> state_from_row(const LoadedModel &m, SPITupleTab
 // One customer's stored state, if there is one.
 std::optional<StoredState> load_state(const LoadedModel &m, int64_t customer, size_t state_size) {
     SPITupleTable *table = nullptr;
-    const std::string sql = std::string(kSelectStates) + " AND customer_id = $2";
+    const std::string query = std::string(kSelectStates) + " AND customer_id OPERATOR(pg_catalog.=) $2";
+    const char *query_text = query.c_str();
     const uint64_t rows = pg_call([&] {
         Datum args[2] = {CStringGetTextDatum(m.name.c_str()), Int64GetDatum(customer)};
         Oid types[2] = {TEXTOID, INT8OID};
-        const int rc = SPI_execute_with_args(sql.c_str(), 2, types, args, nullptr, true, 1);
+        const int rc = SPI_execute_with_args(query_text, 2, types, args, nullptr, true, 1);
         if (rc != SPI_OK_SELECT) elog(ERROR, "reading the stored state failed: %s", SPI_result_code_string(rc));
         table = SPI_tuptable;
         return SPI_processed;
@@ -87,12 +90,16 @@ std::optional<StoredState> load_state(const LoadedModel &m, int64_t customer, si
 // random index probe per customer, which matters once the states outgrow shared_buffers.
 class StateCursor {
 public:
-    StateCursor(const LoadedModel &m, size_t state_size) : model_(m), state_size_(state_size) {
+    // fetch_rows: states read per cursor fetch (the caller's batch size bounds their memory).
+    StateCursor(const LoadedModel &m, size_t state_size, long fetch_rows)
+        : model_(m), state_size_(state_size), fetch_rows_(fetch_rows) {
+        const std::string query = std::string(kSelectStates) + " ORDER BY customer_id";
+        const char *query_text = query.c_str();
+        const char *model_name = m.name.c_str();
         portal_ = pg_call([&] {
-            Datum args[1] = {CStringGetTextDatum(m.name.c_str())};
+            Datum args[1] = {CStringGetTextDatum(model_name)};
             Oid types[1] = {TEXTOID};
-            const std::string sql = std::string(kSelectStates) + " ORDER BY customer_id";
-            return SPI_cursor_open_with_args(nullptr, sql.c_str(), 1, types, args, nullptr, true, 0);
+            return SPI_cursor_open_with_args(nullptr, query_text, 1, types, args, nullptr, true, 0);
         });
     }
     // Closed explicitly on success; after an error the transaction's abort closes the portal.
@@ -117,7 +124,7 @@ private:
         pos_ = 0;
         SPITupleTable *table = nullptr;
         const uint64_t rows = pg_call([&] {
-            SPI_cursor_fetch(portal_, true, 4096);
+            SPI_cursor_fetch(portal_, true, fetch_rows_);
             table = SPI_tuptable;
             return SPI_processed;
         });
@@ -131,6 +138,7 @@ private:
 
     const LoadedModel &model_;
     size_t state_size_;
+    long fetch_rows_;
     Portal portal_;
     std::vector<std::pair<int64_t, StoredState>> buffered_;
     size_t pos_ = 0;
@@ -141,16 +149,16 @@ private:
 std::vector<int64_t> customers_with_history_before(LoadedModel &m, const std::vector<int64_t> &ids, int32_t month) {
     std::vector<int64_t> found;
     if (ids.empty()) return found;
-    const std::string sql = "SELECT DISTINCT (" + m.reader->id_column_sql() + ")::int8 FROM " +
-                            m.reader->relation_name() + " WHERE (" + m.reader->id_column_sql() + ")::int8 = ANY($1) AND (" +
-                            m.reader->month_column_sql() + ")::date < $2";
+    const std::string query = "SELECT DISTINCT " + m.reader->id_sql() + " FROM " + m.reader->relation_name() +
+                              " WHERE " + m.reader->id_sql() + sql::op("=") + "ANY($1) AND " + m.reader->month_sql() +
+                              sql::op("<") + sql::month_start(month);
+    const char *query_text = query.c_str();
     pg_call([&] {
         Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (ids.size() + 1)));
         for (size_t i = 0; i < ids.size(); ++i) elems[i] = Int64GetDatum(ids[i]);
-        Datum args[2] = {PointerGetDatum(construct_array(elems, int(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE)),
-                         DateADTGetDatum(date_of_month(month) - 27)};  // the 1st of the month
-        Oid types[2] = {INT8ARRAYOID, DATEOID};
-        if (SPI_execute_with_args(sql.c_str(), 2, types, args, nullptr, true, 0) != SPI_OK_SELECT)
+        Datum args[1] = {PointerGetDatum(construct_array(elems, int(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE))};
+        Oid types[1] = {INT8ARRAYOID};
+        if (SPI_execute_with_args(query_text, 1, types, args, nullptr, true, 0) != SPI_OK_SELECT)
             elog(ERROR, "history lookup failed");
         for (uint64_t r = 0; r < SPI_processed; ++r) {
             bool isnull;
@@ -198,6 +206,7 @@ std::shared_ptr<LoadedModel> from_start_model(const std::string &name, int32_t k
     spi_connect();
     std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
     require_from_start(*m);
+    require_registrant_can_read(*m);  // its states and recommendations are stored and shared
     check_k(k, m.get());
     return m;
 }
@@ -227,26 +236,28 @@ RECSYS_FUNCTION(recsys_full_states) {
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     StateRowWriter writer = make_writer(fcinfo, *m);
 
-    const size_t B = size_t(settings::batch_size), T = m->model.window_months, P = m->model.product_count();
+    const size_t T = m->model.window_months, P = m->model.product_count();
+    const size_t SS = m->model.layers.size() * 2 * size_t(m->model.hidden);
+    const size_t B = plan_batch("recsys.full_states", label(*m), m->model,
+                                LstmForward::buffer_bytes(m->model) + EncodedBatch::buffer_bytes(m->model) +
+                                    history_bytes(m->model) + BatchBytes{0, SS * sizeof(float)},
+                                SIZE_MAX);
     LstmForward forward(m->model, B);
-    const size_t SS = forward.state_size();
-    std::vector<float> steps(T * B * m->encoder->step_width()), statics(B * m->encoder->static_width()),
-        scores(B * P), states(B * SS);
-    std::vector<uint8_t> held(B * P);
-    std::vector<int32_t> end_month(B);
-    std::vector<uint32_t> lengths(B);
+    forward.set_poll(interrupt_poll());
+    EncodedBatch buf(m->model, B);
+    std::vector<float> states(B * SS);
     stream_history(*m->reader, m->model, m->reader->batch_query(""), 0, nullptr, nullptr, B, nullptr,
                    [&](HistoryBatch &history, size_t count) {
                        for (size_t first = 0; first < count; first += B) {
                            const size_t n = std::min(B, count - first);
-                           m->encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(),
-                                              end_month.data(), lengths.data());
+                           m->encoder->encode(history, first, n, -1, buf.steps.data(), buf.statics.data(),
+                                              buf.held.data(), buf.end_month.data(), buf.lengths.data());
                            std::fill(states.begin(), states.begin() + n * SS, 0.0f);
-                           forward.run(steps.data(), T, n, lengths.data(), states.data());
-                           forward.head(states.data(), statics.data(), n, scores.data());
+                           forward.run(buf.steps.data(), T, n, buf.lengths.data(), states.data());
+                           forward.head(states.data(), buf.statics.data(), n, buf.scores.data());
                            for (size_t b = 0; b < n; ++b)
-                               writer.put(history.customer_ids[first + b], end_month[b], states.data() + b * SS, SS,
-                                          held.data() + b * P, scores.data() + b * P, uint32_t(k));
+                               writer.put(history.customer_ids[first + b], buf.end_month[b], states.data() + b * SS,
+                                          SS, buf.held.data() + b * P, buf.scores.data() + b * P, uint32_t(k));
                            check_for_interrupts();
                        }
                    });
@@ -270,18 +281,26 @@ RECSYS_FUNCTION(recsys_advanced_states) {
                            std::to_string(m->model.window_months) + " months.");
     StateRowWriter writer = make_writer(fcinfo, *m);
 
-    const size_t B = size_t(settings::batch_size), P = m->model.product_count();
+    const size_t P = m->model.product_count(), SS = m->model.layers.size() * 2 * size_t(m->model.hidden);
+    // Per customer beside the scorer: states, scores, held flags and months; the stored state
+    // three times (SPI tuple, cursor buffer, lookup map); its ids; two HistoryBatch rows.
+    const size_t stored_state_bytes = SS * sizeof(float) + 2 * P + 96;
+    const size_t B = plan_batch("recsys.advanced_states", label(*m), m->model,
+                                IncrementalScorer::buffer_bytes(m->model) + history_bytes(m->model) +
+                                    BatchBytes{0, (SS + P) * sizeof(float) + P + sizeof(int32_t) +
+                                                      3 * stored_state_bytes + 2 * sizeof(int64_t) +
+                                                      4 * history_row_bytes(m->model)},
+                                SIZE_MAX);
     IncrementalScorer scorer(m->model, B);
-    const size_t SS = scorer.state_size();
+    scorer.set_poll(interrupt_poll());
     std::vector<float> states(B * SS), scores(B * P);
     std::vector<uint8_t> held(B * P);
     std::vector<int32_t> state_month(B);
     HistoryBatch step;
-    StateCursor stored_states(*m, SS);
-    const std::string where = "(" + m->reader->month_column_sql() + ")::date BETWEEN $1 AND $2";
-    Oid types[2] = {DATEOID, DATEOID};
-    Datum args[2] = {DateADTGetDatum(date_of_month(month) - 27), DateADTGetDatum(date_of_month(month) + 3)};
-    stream_history(*m->reader, m->model, m->reader->batch_query(where), 2, types, args, B, nullptr,
+    StateCursor stored_states(*m, SS, long(std::min<size_t>(B, 4096)));
+    // Whole calendar months: a snapshot dated the 1st, the 28th or the 31st is in its own month.
+    const std::string where = m->reader->months_between(month, month + 1);
+    stream_history(*m->reader, m->model, m->reader->batch_query(where), 0, nullptr, nullptr, B, nullptr,
                    [&](HistoryBatch &history, size_t count) {
         for (size_t first = 0; first < count; first += B) {
             const size_t n = std::min(B, count - first);
@@ -355,7 +374,10 @@ RECSYS_FUNCTION(recsys_advance_customer) {
     const int32_t k = PG_GETARG_INT32(2);
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     const size_t P = m->model.product_count();
+    plan_batch("recsys.advance_customer", label(*m), m->model,
+               IncrementalScorer::buffer_bytes(m->model) + LstmForward::buffer_bytes(m->model), 1);
     IncrementalScorer scorer(m->model, 1);
+    scorer.set_poll(interrupt_poll());
     const size_t SS = scorer.state_size();
     std::vector<float> state(SS, 0.0f), scores(P);
     std::vector<uint8_t> held(P), products;
@@ -368,13 +390,13 @@ RECSYS_FUNCTION(recsys_advance_customer) {
         products = stored->products;
     }
     // Only the snapshots after the state's month.
-    const std::string where = "(" + m->reader->id_column_sql() + ")::int8 = $1 AND (" +
-                              m->reader->month_column_sql() + ")::date > $2";
-    Oid types[2] = {INT8OID, DATEOID};
-    Datum args[2] = {Int64GetDatum(customer), DateADTGetDatum(date_of_month(state_month))};
+    const std::string where = m->reader->id_sql() + sql::op("=") + "$1 AND " + m->reader->month_sql() + sql::op(">=") +
+                              sql::month_start(state_month + 1);
+    Oid types[1] = {INT8OID};
+    Datum args[1] = {Int64GetDatum(customer)};
     bool advanced = false;
     HistoryBatch step;
-    stream_history(*m->reader, m->model, m->reader->batch_query(where), 2, types, args, 1, nullptr,
+    stream_history(*m->reader, m->model, m->reader->batch_query(where), 1, types, args, 1, nullptr,
                    [&](HistoryBatch &history, size_t count) {
         for (size_t c = 0; c < count; ++c)
             for (size_t r = history.row_begin[c]; r < history.row_begin[c + 1]; ++r) {
@@ -433,7 +455,7 @@ RECSYS_FUNCTION(recsys_advance_customer) {
                 elog(ERROR, "storing the customer state failed");
             if (SPI_execute_with_args(
                     "INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores) "
-                    "VALUES ($1, $2, $3, now(), $7, $8) ON CONFLICT (model_name, customer_id) DO UPDATE SET "
+                    "VALUES ($1, $2, $3, pg_catalog.now(), $7, $8) ON CONFLICT (model_name, customer_id) DO UPDATE SET "
                     "model_version = excluded.model_version, computed_at = excluded.computed_at, "
                     "products = excluded.products, scores = excluded.scores",
                     8, t, a, nullptr, false, 0) != SPI_OK_INSERT)

@@ -1,12 +1,14 @@
 // Per-backend cache of parsed models, keyed by (name, version) and checked against the
-// registry's SHA-256, so a model is parsed once per backend and reused.
+// registry's SHA-256, so a model is parsed once per backend and reused; bounded by
+// recsys.model_cache_size models and recsys.model_cache_memory bytes.
 //
 // Which version is "production" is resolved through the registry and remembered until the
 // registry table changes: recsys.models carries a trigger that sends a relcache
 // invalidation for the table on every change, and the callback registered here bumps a
-// generation counter. PostgreSQL delivers that invalidation to every backend before its
-// next statement after the change commits (and to the changing backend at once), so no
-// statement scores with a version that a committed promote or rollback replaced.
+// generation counter. Each statement's first call takes in pending invalidations, so the
+// first statement that starts after a promote or rollback commits scores with the new
+// version, inside an explicit transaction too; one statement scores with one version
+// (docs/cpp-in-postgres.md, "model cache").
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,8 @@ struct LoadedModel {
     std::string name;
     int32_t version = 0;
     std::string sha256_hex;
+    std::string registrant;  // recsys.models.created_by
+    size_t bytes = 0;        // what the cache counts against recsys.model_cache_memory
     Model model;
     std::unique_ptr<FeatureEncoder> encoder;
     std::unique_ptr<SourceReader> reader;
@@ -43,6 +47,15 @@ struct LoadedModel {
 // Needs an open SPI connection. Raises a clear error for an unknown model or version, or
 // when the model has no production version.
 std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version);
+
+// Raises 42501 unless the model's registrant may SELECT every column the model reads: batch
+// scoring, whose results are stored and shared, never runs with more rights than the role
+// that registered the model (the caller's own rights apply to the read as well).
+void require_registrant_can_read(const LoadedModel &m);
+
+// This backend's cached models and their bytes.
+size_t model_cache_bytes();
+size_t model_cache_count();
 
 // Registers the relcache callback; called from _PG_init.
 void register_model_cache_callbacks();

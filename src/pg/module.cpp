@@ -13,7 +13,9 @@ void _PG_init(void);
 namespace recsys::pg::settings {
 int batch_size = 1024;
 int model_cache_size = 8;
+int model_cache_memory_kb = 256 * 1024;
 int fetch_rows = 20000;
+int max_batch_memory_kb = 256 * 1024;
 }  // namespace recsys::pg::settings
 
 void _PG_init(void) {
@@ -27,9 +29,24 @@ void _PG_init(void) {
                             &settings::batch_size, 1024, 1, 65536, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("recsys.model_cache_size", "Parsed models each backend keeps in memory.", nullptr,
                             &settings::model_cache_size, 8, 1, 1024, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("recsys.model_cache_memory", "Memory for parsed models each backend keeps.",
+                            "Least recently used models beyond it are freed; the model in use always stays.",
+                            &settings::model_cache_memory_kb, 256 * 1024, 1024, INT_MAX, PGC_USERSET, GUC_UNIT_KB, nullptr,
+                            nullptr, nullptr);
     DefineCustomIntVariable("recsys.fetch_rows", "Snapshot rows read from the source relation per fetch in batch scoring.",
-                            nullptr, &settings::fetch_rows, 20000, 100, 10000000, PGC_USERSET, 0, nullptr, nullptr,
+                            "Lowered for a call to what a quarter of recsys.max_batch_memory holds.", &settings::fetch_rows, 20000, 100, 10000000, PGC_USERSET, 0, nullptr, nullptr,
                             nullptr);
+    // PGC_SUSET: scoring roles may lower recsys.batch_size or raise it to its maximum, but
+    // only a superuser may let a call use more memory.
+    DefineCustomIntVariable(
+        "recsys.max_batch_memory", "Most memory one recsys call may use for its batch buffers.",
+        "Batch scoring, evaluation and training size their batches and fetches to fit it (recsys.batch_size is "
+        "lowered for the call when needed); a call that cannot fit one customer fails with 54000. The default, "
+        "256MB, holds batches of 1024 customers for models needing up to five times the reference model's "
+        "memory per customer (about 40kB), keeps 100 connections scoring at once within about 25GB, and "
+        "frees in milliseconds on cancel; a superuser may raise it for larger models.",
+        &settings::max_batch_memory_kb, 256 * 1024, 64, MAX_KILOBYTES, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr,
+        nullptr);
     MarkGUCPrefixReserved("recsys");
     register_model_cache_callbacks();
 }

@@ -32,4 +32,11 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "utils/acl.h"
 #include "storage/fd.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "storage/proc.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "parser/parse_func.h"
+#include "nodes/value.h"
 }

@@ -78,3 +78,13 @@ RECSYS_FUNCTION(recsys_registry_changed) {
     invalidate_registry_everywhere(RelationGetRelid(reinterpret_cast<TriggerData *>(fcinfo->context)->tg_relation));
     return PointerGetDatum(nullptr);
 }
+
+// recsys.acting_role() -> name: the role the session acts as (SET ROLE, else the login role).
+// SECURITY DEFINER changes current_user but not this, so the registry's SECURITY DEFINER
+// functions record and check the role that called them, not their owner.
+RECSYS_FUNCTION(recsys_acting_role) {
+    return pg_call([&] {
+        const char *role = GetUserNameFromId(GetOuterUserId(), false);
+        return DirectFunctionCall1(namein, CStringGetDatum(role));
+    });
+}

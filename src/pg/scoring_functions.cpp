@@ -7,9 +7,11 @@
 
 #include "guard.h"
 #include "history_stream.h"
+#include "memory_budget.h"
 #include "model_cache.h"
 #include "ranking.h"
 #include "settings.h"
+#include "sql_text.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -28,6 +30,7 @@ void score_single(LoadedModel &m, int64_t customer_id) {
     const bool from_start = m.model.history == HistoryMode::FromStartMonth;
     m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
                       from_start ? m.lengths.data() : nullptr);
+    m.single->set_poll(interrupt_poll());
     m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), from_start ? m.lengths.data() : nullptr);
 }
 
@@ -93,26 +96,30 @@ RECSYS_FUNCTION(recsys_recommend_scores) {
 namespace {
 
 // Streams the rows of `sql` (built by SourceReader::batch_query) through the model in
-// batches of recsys.batch_size customers, calling emit(customer, ranked, scores) for each.
+// batches of min(recsys.batch_size, customers, what recsys.max_batch_memory holds) customers,
+// calling emit(customer, ranked, scores) for each. customers: how many the call scores
+// (SIZE_MAX when unknown); function names the SQL function in errors.
 template <typename Emit>
-void score_stream(LoadedModel &m, const std::string &sql, int nargs, Oid *types, Datum *args, uint32_t k, Emit emit) {
-    const size_t B = size_t(settings::batch_size);
-    const size_t T = m.model.window_months, P = m.model.product_count();
+void score_stream(LoadedModel &m, const char *function, size_t customers, const std::string &sql, int nargs,
+                  Oid *types, Datum *args, uint32_t k, Emit emit) {
+    const size_t B = plan_batch(function, "model \"" + m.name + "\" version " + std::to_string(m.version), m.model,
+                                LstmForward::buffer_bytes(m.model) + EncodedBatch::buffer_bytes(m.model) +
+                                    history_bytes(m.model),
+                                customers);
+    const size_t P = m.model.product_count();
     LstmForward forward(m.model, B);
-    std::vector<float> steps(T * B * m.encoder->step_width()), statics(B * m.encoder->static_width()), scores(B * P);
-    std::vector<uint8_t> held(B * P);
-    std::vector<int32_t> end_month(B);
-    std::vector<uint32_t> lengths(B);
-    uint32_t *lengths_or_null = m.model.history == HistoryMode::FromStartMonth ? lengths.data() : nullptr;
+    forward.set_poll(interrupt_poll());
+    EncodedBatch buf(m.model, B);
+    uint32_t *lengths_or_null = m.model.history == HistoryMode::FromStartMonth ? buf.lengths.data() : nullptr;
     stream_history(*m.reader, m.model, sql, nargs, types, args, B, nullptr, [&](HistoryBatch &history, size_t count) {
         for (size_t first = 0; first < count; first += B) {
             const size_t n = std::min(B, count - first);
-            m.encoder->encode(history, first, n, -1, steps.data(), statics.data(), held.data(), end_month.data(),
-                              lengths_or_null);
-            forward.score(steps.data(), statics.data(), n, scores.data(), lengths_or_null);
+            m.encoder->encode(history, first, n, -1, buf.steps.data(), buf.statics.data(), buf.held.data(),
+                              buf.end_month.data(), lengths_or_null);
+            forward.score(buf.steps.data(), buf.statics.data(), n, buf.scores.data(), lengths_or_null);
             for (size_t b = 0; b < n; ++b) {
-                const auto ranked = top_k(scores.data() + b * P, held.data() + b * P, uint32_t(P), k);
-                emit(history.customer_ids[first + b], ranked, scores.data() + b * P);
+                const auto ranked = top_k(buf.scores.data() + b * P, buf.held.data() + b * P, uint32_t(P), k);
+                emit(history.customer_ids[first + b], ranked, buf.scores.data() + b * P);
             }
             check_for_interrupts();
         }
@@ -179,11 +186,11 @@ RECSYS_FUNCTION(recsys_recommend_many) {
     std::shared_ptr<LoadedModel> m = acquire_model(name, version);
     check_k(k, m.get());
     RowWriter w = make_row_writer(fcinfo, *m);
-    const std::string sql = m->reader->batch_query("(" + m->reader->id_column_sql() + ")::int8 = ANY($1)");
+    const std::string query = m->reader->batch_query(m->reader->id_sql() + sql::op("=") + "ANY($1)");
     Oid types[1] = {INT8ARRAYOID};
     Datum args[1] = {ids};
     std::set<int64_t> seen;
-    score_stream(*m, sql, 1, types, args, uint32_t(k), [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) {
+    score_stream(*m, "recsys.recommend_many", wanted.size(), query, 1, types, args, uint32_t(k), [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) {
         seen.insert(customer);
         pg_call([&] {
             MemoryContext old = MemoryContextSwitchTo(w.row_context);
@@ -228,16 +235,20 @@ RECSYS_FUNCTION(recsys_score_all) {
     spi_connect();
     std::shared_ptr<LoadedModel> m = acquire_model(name, version);
     check_k(k, m.get());
+    // score_all feeds materialized views and refresh_recommendations, whose rows others read.
+    require_registrant_can_read(*m);
     RowWriter w = make_row_writer(fcinfo, *m);
-    std::string where = has_as_of ? "(" + m->reader->month_column_sql() + ")::date <= $1" : std::string();
+    std::string where = has_as_of ? m->reader->month_sql() + sql::op("<=") + "$1" : std::string();
     if (shards > 1) {
         // Contiguous id ranges, so that each connection reads only its part of the relation
         // through the (id, month) index; the range bounds come from the index's ends.
-        const std::string id = "(" + m->reader->id_column_sql() + ")::int8";
+        const std::string &id = m->reader->id_sql();
         int64_t lo = 0, hi = -1;
+        const std::string range_sql =
+            "SELECT " + sql::call("min", id) + ", " + sql::call("max", id) + " FROM " + m->reader->relation_name();
+        const char *range_text = range_sql.c_str();
         pg_call([&] {
-            const std::string sql = "SELECT min(" + id + "), max(" + id + ") FROM " + m->reader->relation_name();
-            if (SPI_execute(sql.c_str(), true, 1) != SPI_OK_SELECT) elog(ERROR, "id range query failed");
+            if (SPI_execute(range_text, true, 1) != SPI_OK_SELECT) elog(ERROR, "id range query failed");
             bool lo_null, hi_null;
             const Datum l = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &lo_null);
             const Datum h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
@@ -251,12 +262,13 @@ RECSYS_FUNCTION(recsys_score_all) {
         // and last shards are open-ended, so no id is lost to rounding or overflow.
         const __int128 span = __int128(hi) - lo + 1;
         std::string range;
-        if (shard > 0) range = id + " >= " + std::to_string(int64_t(lo + span * shard / shards));
+        if (shard > 0) range = id + sql::op(">=") + sql::int8_literal(int64_t(lo + span * shard / shards));
         if (shard + 1 < shards)
-            range += (range.empty() ? "" : " AND ") + id + " < " + std::to_string(int64_t(lo + span * (shard + 1) / shards));
+            range += (range.empty() ? "" : " AND ") + id + sql::op("<") +
+                     sql::int8_literal(int64_t(lo + span * (shard + 1) / shards));
         where += (where.empty() ? "" : " AND ") + range;
     }
-    const std::string sql = m->reader->batch_query(where);
+    const std::string query = m->reader->batch_query(where);
     Oid types[1] = {DATEOID};
     Datum args[1] = {as_of};
     const Datum model_name = pg_call([&] {
@@ -267,7 +279,7 @@ RECSYS_FUNCTION(recsys_score_all) {
     });
     const TimestampTz computed_at = GetCurrentTransactionStartTimestamp();
     const int32_t model_version = m->version;
-    score_stream(*m, sql, has_as_of ? 1 : 0, types, args, uint32_t(k),
+    score_stream(*m, "recsys.score_all", SIZE_MAX, query, has_as_of ? 1 : 0, types, args, uint32_t(k),
                  [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) {
                      pg_call([&] {
                          MemoryContext old = MemoryContextSwitchTo(w.row_context);

@@ -5,6 +5,8 @@ namespace recsys::pg::settings {
 
 extern int batch_size;        // recsys.batch_size: customers scored per GEMM batch
 extern int model_cache_size;  // recsys.model_cache_size: parsed models kept per backend
+extern int model_cache_memory_kb;  // recsys.model_cache_memory: bytes of parsed models kept per backend (kB)
 extern int fetch_rows;        // recsys.fetch_rows: rows read from the source per cursor fetch
+extern int max_batch_memory_kb;  // recsys.max_batch_memory: batch buffers one call may use (kB)
 
 }  // namespace recsys::pg::settings

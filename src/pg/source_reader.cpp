@@ -6,8 +6,13 @@
 
 #include "errors.h"
 #include "guard.h"
+#include "sql_text.h"
 
 namespace recsys::pg {
+
+namespace sql {
+std::string month_start(int32_t month) { return "'" + month_label(month) + "-01'::pg_catalog.date"; }
+}  // namespace sql
 
 int32_t month_of_date(DateADT date) {
     if (DATE_NOT_FINITE(date)) throw SqlError(ERRCODE_DATA_EXCEPTION, "snapshot month is infinite");
@@ -57,14 +62,46 @@ struct ColumnInfo {
     std::string type_name;
 };
 
+// The relation's columns, copied out of the catalog in two steps: PostgreSQL calls fill
+// palloc'd C strings inside pg_call (nothing there owns C++ resources, and the relation is
+// closed before anything can throw), then the C++ strings are built outside it.
+std::vector<ColumnInfo> relation_columns(Oid relid) {
+    struct RawColumn {
+        char *name;
+        Oid type;
+        char *type_name;
+    };
+    RawColumn *raw = nullptr;
+    int count = 0;
+    pg_call([&] {
+        Relation rel = relation_open(relid, AccessShareLock);
+        TupleDesc desc = RelationGetDescr(rel);
+        raw = static_cast<RawColumn *>(palloc0(sizeof(RawColumn) * (desc->natts + 1)));
+        for (int i = 0; i < desc->natts; ++i) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            if (att->attisdropped) continue;
+            raw[count].name = pstrdup(NameStr(att->attname));
+            raw[count].type = getBaseType(att->atttypid);
+            raw[count].type_name = format_type_be(att->atttypid);
+            ++count;
+        }
+        relation_close(rel, AccessShareLock);
+    });
+    std::vector<ColumnInfo> columns;
+    columns.reserve(size_t(count));
+    for (int i = 0; i < count; ++i) columns.push_back({raw[i].name, raw[i].type, raw[i].type_name});
+    return columns;
+}
+
 }  // namespace
 
 SourceReader::SourceReader(const Model &model, const std::string &model_label)
     : model_(model), label_(model_label) {
     const SourceSpec &src = model.source;
     // Resolve the relation as the caller sees it (search_path, privileges apply later).
+    const char *relation_text = src.relation.c_str();
     Oid relid = pg_call([&] {
-        List *names = stringToQualifiedNameList(src.relation.c_str());
+        List *names = stringToQualifiedNameList(relation_text);
         return RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
     });
     if (relid == InvalidOid) {
@@ -76,20 +113,10 @@ SourceReader::SourceReader(const Model &model, const std::string &model_label)
     relation_ = pg_call([&] {
         return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
     });
+    relid_ = relid;
 
     // Column names and base types of the relation.
-    std::vector<ColumnInfo> columns;
-    pg_call([&] {
-        Relation rel = relation_open(relid, AccessShareLock);
-        TupleDesc desc = RelationGetDescr(rel);
-        for (int i = 0; i < desc->natts; ++i) {
-            Form_pg_attribute att = TupleDescAttr(desc, i);
-            if (att->attisdropped) continue;
-            Oid base = getBaseType(att->atttypid);
-            columns.push_back({NameStr(att->attname), base, format_type_be(att->atttypid)});
-        }
-        relation_close(rel, AccessShareLock);
-    });
+    const std::vector<ColumnInfo> columns = relation_columns(relid);
     auto find = [&](const std::string &name, const char *role) -> const ColumnInfo & {
         for (const auto &c : columns)
             if (c.name == name) return c;
@@ -108,42 +135,49 @@ SourceReader::SourceReader(const Model &model, const std::string &model_label)
     const ColumnInfo &id = find(src.id_column, "the customer id");
     if (classify(id.type) != TypeClass::Numeric || id.type == FLOAT4OID || id.type == FLOAT8OID)
         mismatch(id, "the customer id", "an integer type");
-    id_sql_ = quote_ident(id.name);
+    id_sql_ = sql::cast(quote_ident(id.name), "int8");
     const ColumnInfo &month = find(src.month_column, "the snapshot month");
     if (classify(month.type) != TypeClass::Date) mismatch(month, "the snapshot month", "date or timestamp");
-    month_sql_ = quote_ident(month.name);
+    month_order_sql_ = quote_ident(month.name);
+    // A timestamptz month is read in UTC, so that which month a snapshot belongs to does not
+    // depend on the session's TimeZone.
+    month_sql_ = month.type == TIMESTAMPTZOID
+                     ? sql::cast(sql::call("timezone", "'UTC'::pg_catalog.text, " + month_order_sql_), "date")
+                     : sql::cast(month_order_sql_, "date");
 
-    select_list_ = "(" + month_sql_ + ")::date";
+    select_list_ = month_sql_;
     for (const auto &f : model.features) {
         const ColumnInfo &c = find(f.column, f.kind == FeatureKind::Numeric ? "a numeric feature" : "a categorical feature");
         const TypeClass tc = classify(c.type);
         if (f.kind == FeatureKind::Numeric) {
-            if (tc == TypeClass::Numeric) select_list_ += ", (" + quote_ident(c.name) + ")::float8";
-            else if (tc == TypeClass::Boolean) select_list_ += ", (" + quote_ident(c.name) + ")::int4::float8";
+            if (tc == TypeClass::Numeric) select_list_ += ", " + sql::cast(quote_ident(c.name), "float8");
+            else if (tc == TypeClass::Boolean) select_list_ += ", " + sql::cast(sql::cast(quote_ident(c.name), "int4"), "float8");
             else mismatch(c, "a numeric feature", "a numeric or boolean type");
         } else {
             if (tc == TypeClass::Text || tc == TypeClass::Numeric || tc == TypeClass::Boolean)
-                select_list_ += ", (" + quote_ident(c.name) + ")::text";
+                select_list_ += ", " + sql::cast(quote_ident(c.name), "text");
             else mismatch(c, "a categorical feature", "a text, integer or boolean type");
         }
     }
     for (const auto &p : model.products) {
         const ColumnInfo &c = find(p, "a product flag");
         const TypeClass tc = classify(c.type);
-        if (tc == TypeClass::Numeric) select_list_ += ", (" + quote_ident(c.name) + ")::float8";
-        else if (tc == TypeClass::Boolean) select_list_ += ", (" + quote_ident(c.name) + ")::int4::float8";
+        if (tc == TypeClass::Numeric) select_list_ += ", " + sql::cast(quote_ident(c.name), "float8");
+        else if (tc == TypeClass::Boolean) select_list_ += ", " + sql::cast(sql::cast(quote_ident(c.name), "int4"), "float8");
         else mismatch(c, "a product flag", "an integer or boolean type holding 0 or 1");
     }
     const size_t ncols = 2 + model.features.size() + model.products.size();
     values_.resize(ncols);
     nulls_.reset(new bool[ncols]);
 
-    const std::string one_sql = "SELECT " + select_list_ + " FROM " + relation_ + " WHERE " + id_sql_ +
-                                " = $1 ORDER BY " + month_sql_ + " DESC LIMIT " +
+    // The id column compared as itself (not cast), so that its index serves the lookup.
+    const std::string one_sql = "SELECT " + select_list_ + " FROM " + relation_ + " WHERE " + quote_ident(id.name) +
+                                sql::op("=") + "$1 ORDER BY " + month_order_sql_ + " DESC LIMIT " +
                                 std::to_string(model.window_months + 1);
+    const char *one_sql_text = one_sql.c_str();
     one_customer_plan_ = pg_call([&] {
         Oid argtypes[1] = {INT8OID};
-        SPIPlanPtr plan = SPI_prepare(one_sql.c_str(), 1, argtypes);
+        SPIPlanPtr plan = SPI_prepare(one_sql_text, 1, argtypes);
         if (plan == nullptr) elog(ERROR, "SPI_prepare failed for the history query: %s", SPI_result_code_string(SPI_result));
         SPI_keepplan(plan);
         return plan;
@@ -160,8 +194,13 @@ SourceReader::~SourceReader() {
     }
 }
 
+std::string SourceReader::months_between(int32_t first_month, int32_t end_month) const {
+    return month_sql_ + sql::op(">=") + sql::month_start(first_month) + " AND " + month_sql_ + sql::op("<") +
+           sql::month_start(end_month);
+}
+
 std::string SourceReader::batch_query(const std::string &where_clause) const {
-    std::string sql = "SELECT (" + id_sql_ + ")::int8, " + select_list_ + " FROM " + relation_;
+    std::string sql = "SELECT " + id_sql_ + ", " + select_list_ + " FROM " + relation_;
     if (!where_clause.empty()) sql += " WHERE " + where_clause;
     sql += " ORDER BY 1, 2";
     return sql;

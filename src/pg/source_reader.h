@@ -29,8 +29,14 @@ public:
     // given WHERE clause (may be empty) and ORDER BY id, month.
     std::string batch_query(const std::string &where_clause) const;
     const std::string &relation_name() const { return relation_; }
-    const std::string &id_column_sql() const { return id_sql_; }
-    const std::string &month_column_sql() const { return month_sql_; }
+    Oid relation_id() const { return relid_; }
+    // The customer id as pg_catalog.int8 and the snapshot month as pg_catalog.date (a
+    // timestamptz month read in UTC), schema-qualified SQL expressions.
+    const std::string &id_sql() const { return id_sql_; }
+    const std::string &month_sql() const { return month_sql_; }
+    // "month in [first day of first_month, first day of end_month)": whole calendar months,
+    // whatever day of the month the snapshots are dated.
+    std::string months_between(int32_t first_month, int32_t end_month) const;
 
     // Appends the rows of a SPI tuple table produced by batch_query() to `out`, starting a
     // new customer whenever the id changes. Columns: id, month, features, products.
@@ -42,7 +48,8 @@ private:
     const Model &model_;
     std::string label_;
     std::string relation_;  // quoted, qualified
-    std::string id_sql_, month_sql_;
+    Oid relid_ = InvalidOid;
+    std::string id_sql_, month_sql_, month_order_sql_;
     std::string select_list_;  // month, features, products
     SPIPlanPtr one_customer_plan_ = nullptr;
     std::vector<Datum> values_;

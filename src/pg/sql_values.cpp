@@ -24,6 +24,20 @@ void check_k(int32_t k, const LoadedModel *m) {
                        "", "Ask for at most " + std::to_string(m->model.product_count()) + " products.");
 }
 
+void check_model_name(const std::string &name) {
+    bool ok = !name.empty() && name.size() <= 63;
+    for (char c : name) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
+    if (!ok)
+        throw SqlError(ERRCODE_INVALID_NAME, "invalid model name \"" + name + "\"",
+                       "A model name is 1 to 63 letters, digits, \"_\", \".\" or \"-\".");
+}
+
+void check_start_month(int32_t month) {
+    if (month < 1900 * 12 || month > 9999 * 12)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       "start_month " + month_label(month) + " is outside the supported range 1900-01 to 9999-01");
+}
+
 void check_range(const char *what, double value, double lo, double hi) {
     if (!(value >= lo && value <= hi)) {
         char buf[256];

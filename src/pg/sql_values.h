@@ -19,6 +19,12 @@ int32_t version_arg(FunctionCallInfo fcinfo, int n);
 // k is at least 1 and, once the model is known, at most its number of products.
 void check_k(int32_t k, const LoadedModel *model);
 
+// A model name as recsys.models accepts it (1 to 63 of A-Z a-z 0-9 _ . -), else 42602; checked
+// before work that would otherwise be wasted on a name the registry refuses.
+void check_model_name(const std::string &name);
+// A history start month (a month index) the model format accepts, else 22023.
+void check_start_month(int32_t month);
+
 // value lies in [lo, hi], else an invalid_parameter_value error naming the argument.
 void check_range(const char *what, double value, double lo, double hi);
 

@@ -23,10 +23,12 @@
 #include "feature_fitting.h"
 #include "lstm_forward.h"
 #include "lstm_training.h"
+#include "memory_budget.h"
 #include "model_format.h"
 #include "santander_features.h"
 #include "model_json.h"
 #include "splitmix64.h"
+#include "sql_text.h"
 #include "sql_values.h"
 
 using namespace recsys;
@@ -92,6 +94,8 @@ RECSYS_FUNCTION(recsys_train) {
     const bool has_max_customers = !PG_ARGISNULL(13);
     const int32_t max_customers = has_max_customers ? PG_GETARG_INT32(13) : 0;
 
+    check_model_name(name);
+    if (from_start) check_start_month(start_month);
     check_range("train_months", train_months, 1, 1200);
     check_range("window_months", window, 1, kMaxWindowMonths);
     check_range("hidden", hidden, 1, kMaxHidden);
@@ -116,13 +120,21 @@ RECSYS_FUNCTION(recsys_train) {
 
     // Months present, and a fingerprint of the data: md5 over per-month row counts and
     // product flag sums (one cheap aggregate query).
+    const std::string concat = sql::op("||");
     std::string sums;
-    for (const auto &p : model.products) sums += (sums.empty() ? "" : " || ',' || ") + std::string("sum((") + quote_ident(p) + ")::int)";
-    const std::string month_expr = "date_trunc('month', (" + reader->month_column_sql() + ")::date)::date";
+    for (const auto &p : model.products)
+        sums += (sums.empty() ? "" : concat + "','::pg_catalog.text" + concat) +
+                sql::cast(sql::call("sum", sql::cast(quote_ident(p), "int4")), "text");
+    const std::string month_expr =
+        sql::cast(sql::call("date_trunc", "'month'::pg_catalog.text, " + sql::cast(reader->month_sql(), "timestamp")), "date");
     const std::string fingerprint_sql =
-        "WITH per AS (SELECT " + month_expr + " AS m, count(*) AS n, " + sums + " AS s FROM " + reader->relation_name() +
-        " GROUP BY 1) SELECT m, n, md5(string_agg(m::text || ':' || n || ':' || s, ';') OVER "
-        "(ORDER BY m ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) FROM per WHERE m IS NOT NULL ORDER BY m";
+        "WITH per AS (SELECT " + month_expr + " AS m, " + sql::call("count", "*") + " AS n, " + sums + " AS s FROM " +
+        reader->relation_name() + " GROUP BY 1) SELECT m, n, " +
+        sql::call("md5", sql::call("string_agg", sql::cast("m", "text") + concat + "':'::pg_catalog.text" + concat +
+                                                     sql::cast("n", "text") + concat + "':'::pg_catalog.text" + concat +
+                                                     "s, ';'::pg_catalog.text") +
+                             " OVER (ORDER BY m ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)") +
+        " FROM per WHERE m IS NOT NULL ORDER BY m";
     std::vector<int32_t> months;
     std::string fingerprint;
     pg_call([&] {
@@ -173,15 +185,41 @@ RECSYS_FUNCTION(recsys_train) {
                            std::to_string(validation - start_month) + " months.");
     // Feature statistics from months before the validation month only.
     fit_feature_statistics(model, *reader, validation - 1);
+
+    // Memory, before the weights are allocated: the trainer, the example batches (one per
+    // target month for a from-start model), the weights, their gradients, the best epoch's
+    // copy and the serialized model must fit in recsys.max_batch_memory with one validation
+    // customer beside them. batch_size is not lowered (it changes what is learned): a
+    // batch_size that does not fit is an error; validation batches take what remains.
+    const size_t example_batches = from_start ? size_t(validation - first_target) : 1;
+    BatchBytes train_need = LstmTrainer::buffer_bytes(model);
+    train_need.fixed += 4 * weight_bytes(model);
+    train_need.per_customer += example_batches * ExampleBatch::buffer_bytes(model).per_customer;
+    const BatchBytes eval_need = evaluation_bytes(model);
+    {
+        BatchBytes with_eval = train_need;
+        with_eval.fixed += eval_need.total(1) + fetch_bytes(model);
+        const size_t most = with_eval.max_batch(max_batch_memory_bytes());
+        check_batch_fits("recsys.train", "model \"" + name + "\"", model,
+                         BatchBytes{train_need.fixed + eval_need.total(1), train_need.per_customer}, size_t(batch_size),
+                         "batch_size " + std::to_string(batch_size),
+                         most > 0 ? "Pass batch_size => " + std::to_string(most) + " or less."
+                                  : "Use a smaller window_months, hidden or layers.");
+    }
+    const size_t validation_batch = std::min<size_t>(
+        1024, BatchBytes{eval_need.fixed + fetch_bytes(model) + train_need.total(size_t(batch_size)), eval_need.per_customer}
+                  .max_batch(max_batch_memory_bytes()));
     size_weights(model);
     initialize_weights(model, uint64_t(seed));
 
     int64_t max_id = -1;
     if (has_max_customers) {
-        const std::string sql = "SELECT max(id) FROM (SELECT DISTINCT (" + reader->id_column_sql() + ")::int8 AS id FROM " +
-                                reader->relation_name() + " ORDER BY 1 LIMIT " + std::to_string(max_customers) + ") s";
+        const std::string limit_sql = "SELECT " + sql::call("max", "id") + " FROM (SELECT DISTINCT " + reader->id_sql() +
+                                      " AS id FROM " + reader->relation_name() + " ORDER BY 1 LIMIT " +
+                                      std::to_string(max_customers) + ") s";
+        const char *limit_text = limit_sql.c_str();
         max_id = pg_call([&] {
-            if (SPI_execute(sql.c_str(), true, 1) != SPI_OK_SELECT) elog(ERROR, "customer limit query failed");
+            if (SPI_execute(limit_text, true, 1) != SPI_OK_SELECT) elog(ERROR, "customer limit query failed");
             bool isnull;
             Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
             return isnull ? int64(-1) : DatumGetInt64(d);
@@ -189,9 +227,8 @@ RECSYS_FUNCTION(recsys_train) {
     }
 
     const int32_t first_row = from_start ? start_month : first_target - 1 - window;
-    std::string where = "(" + reader->month_column_sql() + ")::date >= " + month_start_literal(first_row) +
-                        " AND (" + reader->month_column_sql() + ")::date < " + month_start_literal(validation);
-    if (max_id >= 0) where += " AND (" + reader->id_column_sql() + ")::int8 <= " + std::to_string(max_id);
+    std::string where = reader->months_between(first_row, validation);
+    if (max_id >= 0) where += " AND " + reader->id_sql() + sql::op("<=") + sql::int8_literal(max_id);
     const std::string train_sql = reader->batch_query(where);
 
     FeatureEncoder encoder(model);
@@ -199,6 +236,7 @@ RECSYS_FUNCTION(recsys_train) {
     options.learning_rate = learning_rate;
     options.clip_norm = clip_norm;
     LstmTrainer trainer(model, size_t(batch_size), options);
+    trainer.set_poll(interrupt_poll());
     ModelGradients grads(model);
     // A sliding-window model mixes target months in one batch. A from-start model's
     // sequences grow with the month, so it keeps one batch per target month, each run for
@@ -284,7 +322,7 @@ RECSYS_FUNCTION(recsys_train) {
 
         report_activity("recsys.train: model " + name + " epoch " + std::to_string(epoch) + "/" + std::to_string(epochs) +
                         " validating");
-        MonthEvaluation ev = evaluate_month(model, *reader, encoder, validation, false, max_id, 1024);
+        MonthEvaluation ev = evaluate_month(model, *reader, encoder, validation, false, max_id, validation_batch);
         ++epochs_run;
         const double map7 = ev.lstm.map();
         char buf[512];
@@ -349,7 +387,8 @@ RECSYS_FUNCTION(recsys_train) {
         Datum args[6] = {CStringGetTextDatum(name.c_str()), PointerGetDatum(b),
                          CStringGetTextDatum(hyperparameters.c_str()), CStringGetTextDatum(metrics.c_str()),
                          CStringGetTextDatum(training_data.c_str()), CStringGetTextDatum(description.c_str())};
-        if (SPI_execute_with_args("SELECT recsys.register_model($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6)", 6, types,
+        if (SPI_execute_with_args("SELECT recsys.register_model($1, $2, $3::pg_catalog.jsonb, $4::pg_catalog.jsonb, "
+                                  "$5::pg_catalog.jsonb, $6)", 6, types,
                                   args, nullptr, false, 1) != SPI_OK_SELECT)
             elog(ERROR, "registering the trained model failed");
         bool isnull;

@@ -30,6 +30,7 @@ RECSYS_FUNCTION(recsys_untrained_model) {
     if (!PG_ARGISNULL(8)) {
         model.history = HistoryMode::FromStartMonth;
         model.start_month = month_of_date(PG_GETARG_DATEADT(8));
+        check_start_month(model.start_month);
     }
     spi_connect();
     {

@@ -353,6 +353,21 @@ def database_parity(dsn, results):
 # ---------------------------------------------------------------------------------------
 
 
+def exporter_text_rule(results):
+    """The exporter refuses strings recsys's parser would refuse (control characters, lone
+    surrogates) with its own error, instead of writing a model the database rejects."""
+    for what, bad in (("a tab in a vocabulary value", "a\tb"), ("a NUL in a vocabulary value", "a\x00b"),
+                      ("a lone surrogate in a vocabulary value", "a\ud800b")):
+        spec = make_spec(3, 2, False, [categorical("c", 2)], [])
+        spec["features"][0]["vocabulary"][1] = bad
+        lstm, head = build_modules(make_spec(3, 2, False, [categorical("c", 2)], []), 4, 1, seed=1)
+        try:
+            exporter.export_model(lstm, head, spec)
+            results.check(f"exporter refuses {what}", False, "the model was written")
+        except exporter.ExportError as e:
+            results.check(f"exporter refuses {what}", "vocabulary[1]" in str(e), str(e))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cli", required=True, help="path to the recsys_model_cli program")
@@ -365,6 +380,7 @@ def main():
         else:
             forward_parity(cli, tmp, results)
             grad_parity(cli, tmp, results)
+    exporter_text_rule(results)
     dsn = os.environ.get("RECSYS_PG_DSN")
     if dsn:
         try:

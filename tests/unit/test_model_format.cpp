@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -378,9 +379,155 @@ TEST(ModelFormat, NaNWeightInFileRefusedByParser) {
     EXPECT_STREQ(e.what(), "model is inconsistent");
 }
 
+// Strings that are not UTF-8 without control characters, each with the end of the message
+// that names the defect.
+struct BadText {
+    std::string bytes;
+    const char *message_end;
+    const char *what;
+};
+const std::vector<BadText> &bad_texts() {
+    static const std::vector<BadText> cases = {
+        {"\xff", " is not valid UTF-8", "byte 0xFF"},
+        {"\x80", " is not valid UTF-8", "lone continuation byte"},
+        {"ab\xc3", " is not valid UTF-8", "sequence cut short at the end"},
+        {"\xe2\x82", " is not valid UTF-8", "3-byte sequence cut short"},
+        {"\xc3\x28", " is not valid UTF-8", "missing continuation byte"},
+        {"\xc0\x80", " is not valid UTF-8", "overlong NUL"},
+        {"\xc1\xbf", " is not valid UTF-8", "overlong 2-byte"},
+        {"\xe0\x80\xaf", " is not valid UTF-8", "overlong '/'"},
+        {"\xf0\x82\x82\xac", " is not valid UTF-8", "overlong euro sign"},
+        {"\xed\xa0\x80", " is not valid UTF-8", "surrogate U+D800"},
+        {"\xed\xbf\xbf", " is not valid UTF-8", "surrogate U+DFFF"},
+        {"\xf4\x90\x80\x80", " is not valid UTF-8", "U+110000"},
+        {"\xf5\x80\x80\x80", " is not valid UTF-8", "lead byte 0xF5"},
+        {"\xf8\x88\x80\x80\x80", " is not valid UTF-8", "5-byte form"},
+        {std::string("a\0b", 3), " contains a NUL byte", "NUL"},
+        {std::string(1, '\0'), " contains a NUL byte", "only a NUL"},
+        {"tab\there", " contains a control character", "tab"},
+        {"line\n", " contains a control character", "newline"},
+        {"\x1f", " contains a control character", "U+001F"},
+    };
+    return cases;
+}
+
+// Writes `model` with the string that `place` selects set to a placeholder of the right
+// length, then overwrites the placeholder's bytes with `bad` and reseals: the file is intact
+// except for the text of that one string.
+template <class Place>
+std::vector<uint8_t> with_bad_string(const std::string &bad, Place place) {
+    Model m = small_model();
+    const std::string placeholder(bad.size(), '#');
+    place(m) = placeholder;
+    std::vector<uint8_t> bytes = serialize_model(m);
+    std::vector<uint8_t> needle(4);
+    put_u32(needle, 0, uint32_t(placeholder.size()));
+    needle.insert(needle.end(), placeholder.begin(), placeholder.end());
+    auto at = std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end());
+    EXPECT_NE(at, bytes.end());
+    EXPECT_EQ(std::search(at + 1, bytes.end(), needle.begin(), needle.end()), bytes.end()) << "placeholder not unique";
+    std::memcpy(&*(at + 4), bad.data(), bad.size());
+    reseal(bytes);
+    return bytes;
+}
+
+TEST(ModelFormat, InvalidTextInEveryStringRefused) {
+    struct Place {
+        const char *label;  // how the message names the string
+        std::string &(*select)(Model &);
+    };
+    const Place places[] = {
+        {"source relation", [](Model &m) -> std::string & { return m.source.relation; }},
+        {"id column", [](Model &m) -> std::string & { return m.source.id_column; }},
+        {"month column", [](Model &m) -> std::string & { return m.source.month_column; }},
+        {"product name 1", [](Model &m) -> std::string & { return m.products[1]; }},
+        {"column name of feature 2", [](Model &m) -> std::string & { return m.features[2].column; }},
+        {"vocabulary entry 2 of feature \"canal\"",
+         [](Model &m) -> std::string & { return m.features[0].vocabulary[2]; }},
+        {"vocabulary entry 0 of feature \"sexo\"",
+         [](Model &m) -> std::string & { return m.features[2].vocabulary[0]; }},
+    };
+    for (const Place &place : places) {
+        for (const BadText &bad : bad_texts()) {
+            SCOPED_TRACE(std::string(place.label) + ": " + bad.what);
+            const std::vector<uint8_t> bytes = with_bad_string(bad.bytes, place.select);
+            const Error e = parse_error(bytes, bytes.size());
+            EXPECT_EQ(e.kind(), ErrorKind::InvalidText) << e.what() << " / " << e.detail();
+            EXPECT_EQ(std::string(e.what()), std::string(place.label) + bad.message_end);
+            EXPECT_NE(e.detail().find("Byte "), std::string::npos) << e.detail();
+        }
+    }
+}
+
+TEST(ModelFormat, InvalidTextDetailNamesTheByte) {
+    const std::vector<uint8_t> bytes =
+        with_bad_string("ok\xed\xa0\x80", [](Model &m) -> std::string & { return m.features[0].vocabulary[1]; });
+    const Error e = parse_error(bytes, bytes.size());
+    ASSERT_EQ(e.kind(), ErrorKind::InvalidText);
+    EXPECT_STREQ(e.what(), "vocabulary entry 1 of feature \"canal\" is not valid UTF-8");
+    EXPECT_NE(e.detail().find("Byte 2 of the string (0xED) starts a UTF-16 surrogate"), std::string::npos)
+        << e.detail();
+    const std::vector<uint8_t> nul =
+        with_bad_string(std::string("x\0", 2), [](Model &m) -> std::string & { return m.products[0]; });
+    const Error n = parse_error(nul, nul.size());
+    ASSERT_EQ(n.kind(), ErrorKind::InvalidText);
+    EXPECT_STREQ(n.what(), "product name 0 contains a NUL byte");
+    EXPECT_NE(n.detail().find("Byte 1 of the string is U+0000"), std::string::npos) << n.detail();
+}
+
+TEST(ModelFormat, SerializeRefusesInvalidText) {
+    for (const BadText &bad : bad_texts()) {
+        SCOPED_TRACE(bad.what);
+        Model m = small_model();
+        m.features[2].vocabulary[1] = bad.bytes;
+        try {
+            serialize_model(m);
+            ADD_FAILURE() << "serialize_model accepted it";
+        } catch (const Error &e) {
+            EXPECT_EQ(e.kind(), ErrorKind::InvalidText);
+            EXPECT_EQ(std::string(e.what()), std::string("vocabulary entry 1 of feature \"sexo\"") + bad.message_end);
+        }
+    }
+}
+
+TEST(ModelFormat, UnicodeEdgesRoundTrip) {
+    Model m = small_model();
+    // DEL, U+0080, U+07FF, U+0800, U+D7FF, U+E000, U+FFFD, U+FFFF, U+10000, U+10FFFF.
+    m.source.relation = "s\x7f.\xc2\x80\xdf\xbf";
+    m.products[0] = "\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80";
+    m.features[1].column = "\xef\xbf\xbd\xef\xbf\xbf";
+    m.features[0].vocabulary = {"\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "caf\xc3\xa9 "};
+    m.index();
+    const std::vector<uint8_t> bytes = serialize_model(m);
+    const Model r = parse_model(bytes.data(), bytes.size());
+    EXPECT_EQ(r.source.relation, m.source.relation);
+    EXPECT_EQ(r.products, m.products);
+    EXPECT_EQ(r.features[1].column, m.features[1].column);
+    EXPECT_EQ(r.features[0].vocabulary, m.features[0].vocabulary);
+}
+
 TEST(ModelFormat, NonPositiveStddevRefused) {
     Model m = small_model();
     m.features[1].stddev = 0.0f;
+    EXPECT_THROW(m.validate(), Error);
+}
+
+// A NaN clip bound is named as such, not reported as "clip_min above clip_max".
+TEST(ModelFormat, NaNClipNamedAsNaN) {
+    for (int which = 0; which < 2; ++which) {
+        Model m = small_model();
+        (which == 0 ? m.features[1].clip_min : m.features[1].clip_max) = std::numeric_limits<float>::quiet_NaN();
+        try {
+            m.validate();
+            ADD_FAILURE() << "a NaN clip bound was accepted";
+        } catch (const Error &e) {
+            EXPECT_EQ(e.kind(), ErrorKind::CorruptModel);
+            EXPECT_NE(std::string(e.detail() + e.what()).find("NaN clip bound"), std::string::npos) << e.what() << e.detail();
+        }
+    }
+    Model m = small_model();
+    m.features[1].clip_min = 5.0f;
+    m.features[1].clip_max = 1.0f;
     EXPECT_THROW(m.validate(), Error);
 }
 

@@ -4,6 +4,7 @@
 #include <limits>
 #include <string>
 
+#include "errors.h"
 #include "model.h"
 #include "model_json.h"
 
@@ -67,7 +68,7 @@ Model small_model() {
     segment.column = "segmento";
     segment.kind = FeatureKind::Categorical;
     segment.role = FeatureRole::Dynamic;
-    segment.vocabulary = {"01 - TOP", "tab\there", "\xc3\xa9"};
+    segment.vocabulary = {"01 - TOP", "slash/ \"quote\"", "\xc3\xa9"};
 
     m.features = {age, income, segment};
     // step width: 2 products * 2 + renta (1) + segmento (4) = 9; static width: age (2) = 2.
@@ -105,7 +106,7 @@ TEST(ModelJson, FullSmallModel) {
         "\"mean\":0.100000001,\"stddev\":1,\"clip_min\":-1.00000002e+30,\"clip_max\":null,"
         "\"missing_indicator\":false},"
         "{\"column\":\"segmento\",\"kind\":\"categorical\",\"role\":\"dynamic\","
-        "\"vocabulary\":[\"01 - TOP\",\"tab\\there\",\"\xc3\xa9\"]}"
+        "\"vocabulary\":[\"01 - TOP\",\"slash/ \\\"quote\\\"\",\"\xc3\xa9\"]}"
         "],"
         "\"parameter_count\":114}";
     EXPECT_EQ(model_spec_json(m), expected);
@@ -146,6 +147,53 @@ TEST(ModelJson, NumericFeaturesOmitVocabularyAndCategoricalOmitNumericFields) {
     for (const char *k : {"transform", "mean", "stddev", "clip_min", "clip_max", "missing_indicator"})
         EXPECT_EQ(json.find(std::string("\"") + k + "\""), std::string::npos) << k;
     EXPECT_NE(json.find("\"static_width\":0"), std::string::npos);
+}
+
+// A model string that is not UTF-8 without control characters is refused with the error the
+// model parser gives (InvalidText), never rendered: the spec goes into jsonb, which refuses
+// invalid UTF-8 and \u0000, and pg_dump/restore would carry the bytes otherwise.
+TEST(ModelJson, RefusesModelStringsThatAreNotText) {
+    struct Case {
+        std::string bytes;
+        const char *message_end;
+    };
+    const Case bad[] = {
+        {"\xff", " is not valid UTF-8"},
+        {"\xc0\x80", " is not valid UTF-8"},          // overlong NUL
+        {"\xe0\x80\xaf", " is not valid UTF-8"},      // overlong '/'
+        {"\xed\xa0\x80", " is not valid UTF-8"},      // surrogate
+        {"\xf4\x90\x80\x80", " is not valid UTF-8"},  // above U+10FFFF
+        {"ab\xc3", " is not valid UTF-8"},            // cut short
+        {std::string("a\0b", 3), " contains a NUL byte"},
+        {"tab\there", " contains a control character"},
+    };
+    struct Place {
+        const char *label;
+        std::string &(*select)(Model &);
+    };
+    const Place places[] = {
+        {"source relation", [](Model &m) -> std::string & { return m.source.relation; }},
+        {"id column", [](Model &m) -> std::string & { return m.source.id_column; }},
+        {"month column", [](Model &m) -> std::string & { return m.source.month_column; }},
+        {"product name 1", [](Model &m) -> std::string & { return m.products[1]; }},
+        {"column name of feature 0", [](Model &m) -> std::string & { return m.features[0].column; }},
+        {"vocabulary entry 2 of feature \"segmento\"",
+         [](Model &m) -> std::string & { return m.features[2].vocabulary[2]; }},
+    };
+    for (const Place &place : places) {
+        for (const Case &c : bad) {
+            SCOPED_TRACE(place.label);
+            Model m = small_model();
+            place.select(m) = c.bytes;
+            try {
+                const std::string json = model_spec_json(m);
+                ADD_FAILURE() << "model_spec_json accepted it: " << json;
+            } catch (const Error &e) {
+                EXPECT_EQ(e.kind(), ErrorKind::InvalidText);
+                EXPECT_EQ(std::string(e.what()), std::string(place.label) + c.message_end);
+            }
+        }
+    }
 }
 
 }  // namespace

@@ -79,6 +79,28 @@ SELECT recsys.untrained_model('bad.no_such_table');
 SELECT recsys.untrained_model('bad.snapshots', window_months => 0);
 SELECT recsys.untrained_model('bad.snapshots', hidden => 100000);
 SELECT recsys.untrained_model('bad.snapshots', id_column => 'customer');
+SELECT recsys.untrained_model('bad.snapshots', start_month => '0001-01-01');
+-- train() refuses a name the registry would refuse before it trains, and NaN hyper-parameters.
+SELECT recsys.train('bad name!', 'bad.snapshots', epochs => 10000);
+SELECT recsys.train('bad_trained', 'bad.snapshots', learning_rate => 'NaN');
+SELECT recsys.train('bad_trained', 'bad.snapshots', start_month => '9999-12-01');
+
+-- Model strings must be text (UTF-8, no control characters): forged bytes with an invalid
+-- byte in a product name are refused with 22021 even with a valid checksum; a data value with a
+-- control character is left out of a fitted vocabulary (an unseen category) instead.
+CREATE TABLE bad.forged AS
+WITH m AS (SELECT recsys.untrained_model('bad.snapshots', window_months => 3, hidden => 4) AS bytes),
+     body AS (SELECT decode(replace(encode(substring(bytes FROM 1 FOR length(bytes) - 32), 'hex'),
+                                    encode('ind_ahor', 'hex'), '696e645f61ff6f72'), 'hex') AS b FROM m)
+SELECT b || sha256(b) AS model FROM body;
+SELECT recsys.register_model('bad_text', model) FROM bad.forged;
+SELECT recsys.model_spec(model) FROM bad.forged;
+CREATE TABLE bad.tabbed AS SELECT * FROM recsys.generate_santander(20, months => 2);
+UPDATE bad.tabbed SET segmento = E'tab\there' WHERE ncodpers % 2 = 0;
+SELECT f ->> 'column' AS feature, f -> 'vocabulary' AS vocabulary
+  FROM jsonb_array_elements(recsys.model_spec(recsys.untrained_model('bad.tabbed', window_months => 2, hidden => 2))
+                            -> 'features') f
+ WHERE f ->> 'column' = 'segmento';
 
 -- Generator arguments.
 SELECT count(*) FROM recsys.generate_santander(-1);

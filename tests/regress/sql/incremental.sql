@@ -58,8 +58,9 @@ SELECT recsys.advance_customer('inc_model', 15889 + 50) = (SELECT top_products F
 -- A promote clears the states of that model; the next advance recomputes them.
 SELECT recsys.promote('inc_model', 2);
 SELECT count(*) AS states_after_promote FROM recsys.customer_states WHERE model_name = 'inc_model';
-SELECT recsys.advance_month('inc_model', '2015-08-28') > 0 AS rebuilt;
+SELECT recsys.advance_month('inc_model', '2015-08-28') = (SELECT count(DISTINCT ncodpers) FROM inc.snapshots) AS rebuilt_everyone;
 SELECT DISTINCT model_version FROM recsys.customer_states WHERE model_name = 'inc_model';
+SELECT DISTINCT model_version AS recommended_by FROM recsys.recommendations WHERE model_name = 'inc_model';
 
 -- A customer with history but no state cannot be advanced silently.
 INSERT INTO inc.snapshots SELECT * FROM recsys.generate_santander(400, months => 9) WHERE fecha_dato = '2015-09-28' AND ncodpers < 15889 + 10;

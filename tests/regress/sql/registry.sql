@@ -73,13 +73,14 @@ SELECT m.sha256 = b.sha AS same_bytes
  WHERE m.name = 'reg_file';
 SELECT recsys.register_model_file('reg_file', '/tmp/recsys_regress_no_such_file.bin');
 
--- Privileges: scoring needs none of them; changing the registry needs granted EXECUTE.
+-- Privileges: scoring is recsys_reader's, changing the registry recsys_admin's
+-- (security.sql tests every role in detail).
 CREATE ROLE recsys_analyst;
 CREATE ROLE recsys_mlops;
 GRANT USAGE ON SCHEMA reg TO recsys_analyst, recsys_mlops;
 GRANT SELECT ON reg.snapshots, reg.blobs TO recsys_analyst, recsys_mlops;
-GRANT EXECUTE ON FUNCTION recsys.register_model(text, bytea, jsonb, jsonb, jsonb, text),
-                          recsys.promote(text, integer), recsys.rollback(text) TO recsys_mlops;
+GRANT recsys_reader TO recsys_analyst;
+GRANT recsys_admin TO recsys_mlops;
 SET ROLE recsys_analyst;
 SELECT cardinality(recsys.recommend(15889, model => 'reg_model')) AS analyst_can_score;
 SELECT recsys.promote('reg_model', 2);
@@ -95,13 +96,11 @@ SELECT name, version, status, created_by FROM recsys.models WHERE name = 'reg_mo
 SELECT recsys.register_model_file('reg_file', '/tmp/recsys_regress_model.bin');
 RESET ROLE;
 GRANT pg_read_server_files TO recsys_mlops;
-GRANT EXECUTE ON FUNCTION recsys.register_model_file(text, text, jsonb, jsonb, jsonb, text) TO recsys_mlops;
 SET ROLE recsys_mlops;
 SELECT recsys.register_model_file('reg_file', '/tmp/recsys_regress_model.bin') AS version;
 RESET ROLE;
 
 -- Clean up the roles (the registry rows stay: models are never deleted by the API).
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA recsys FROM recsys_mlops;
 REVOKE pg_read_server_files FROM recsys_mlops;
 DROP OWNED BY recsys_analyst, recsys_mlops;
 DROP ROLE recsys_analyst;
