@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "guard.h"
+#include "memory_budget.h"
 #include "model_format.h"
 #include "settings.h"
 
@@ -272,6 +273,7 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
         throw SqlError(ERRCODE_DATA_CORRUPTED, label(name, version) + " cannot be loaded: " + e.what(), e.detail(),
                        "The registry verifies models at registration; the stored bytes were changed since.");
     }
+    check_single_customer(label(name, version), m->model);  // recsys.max_batch_memory
     m->encoder = std::make_unique<FeatureEncoder>(m->model);
     m->reader = std::make_unique<SourceReader>(m->model, label(name, version));
     m->single = std::make_unique<LstmForward>(m->model, 1);

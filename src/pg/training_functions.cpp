@@ -2,7 +2,9 @@
 // feature spec fitted to the data and weights initialised from a seed.
 #include "guard.h"
 #include "feature_fitting.h"
+#include "batch_memory.h"
 #include "lstm_training.h"
+#include "memory_budget.h"
 #include "model_format.h"
 #include "santander_features.h"
 #include "source_reader.h"
@@ -32,6 +34,14 @@ RECSYS_FUNCTION(recsys_untrained_model) {
         model.start_month = month_of_date(PG_GETARG_DATEADT(8));
         check_start_month(model.start_month);
     }
+    // The weights and their serialized copy are allocated at once: bounded like any batch.
+    const size_t weights = weight_bytes(model), budget = max_batch_memory_bytes();
+    if (2 * weights > budget)
+        throw SqlError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                       "a model with hidden " + std::to_string(hidden) + ", layers " + std::to_string(layers) + " has " +
+                           std::to_string(weights) + " bytes of weights; building it needs twice that, more than the " +
+                           std::to_string(budget) + " bytes recsys.max_batch_memory allows",
+                       "", "Choose fewer hidden units or layers, or have a superuser raise recsys.max_batch_memory.");
     spi_connect();
     {
         SourceReader reader(model, "the new model");

@@ -87,6 +87,10 @@ SELECT count(*) FROM recsys.score_all('rl_big');
 RESET statement_timeout;
 SELECT count(*) AS customers FROM recsys.recommend_many(ARRAY[15889], model => 'rl_big');
 
+-- Building a model's weights is bounded too: the largest the format accepts is refused
+-- before anything is allocated.
+SELECT recsys.untrained_model('rl.snapshots', window_months => 2, hidden => 4096, layers => 8);
+
 SET client_min_messages = warning;
 DROP OWNED BY rl_scorer;
 DROP ROLE rl_scorer;
