@@ -39,4 +39,5 @@ extern "C" {
 #include "utils/syscache.h"
 #include "parser/parse_func.h"
 #include "nodes/value.h"
+#include "mb/pg_wchar.h"
 }

@@ -34,7 +34,15 @@ RECSYS_FUNCTION(recsys_model_spec) {
     const std::vector<uint8_t> bytes = bytea_arg(fcinfo, 0);
     const Model model = parse_model(bytes.data(), bytes.size());
     const std::string json = model_spec_json(model);
-    return pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str())); });
+    const char *utf8 = json.c_str();
+    const int length = int(json.size());
+    // Model strings are UTF-8 (checked by the parser); in a database of another encoding they
+    // are converted, and a character the encoding cannot represent is refused here rather
+    // than stored as something else.
+    return pg_call([&] {
+        char *text = pg_any_to_server(utf8, length, PG_UTF8);
+        return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+    });
 }
 
 // recsys.read_model_file(path text) -> bytea. Reads a model file from the server's file
