@@ -26,7 +26,7 @@ IncrementalScorer::IncrementalScorer(const Model &model, size_t max_batch)
 BatchBytes IncrementalScorer::buffer_bytes(const Model &model) {
     BatchBytes b = LstmForward::buffer_bytes(model);
     const size_t block = std::min<size_t>(model.window_months, LstmForward::kStepBlock);
-    const size_t SS = model.layers.size() * 2 * size_t(model.hidden);
+    const size_t SS = model.state_size();
     b.per_customer += (block * model.step_width() + SS + model.static_width() + model.product_count()) * sizeof(float) +
                       sizeof(uint32_t) + sizeof(size_t);
     return b;

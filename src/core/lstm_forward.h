@@ -39,7 +39,7 @@ public:
     size_t max_batch() const { return max_batch_; }
     size_t step_block() const { return block_; }
     // Floats of one customer's recurrent state: for each layer, h (H floats) then c (H).
-    size_t state_size() const { return model_.layers.size() * 2 * H_; }
+    size_t state_size() const { return model_.state_size(); }
 
     // Scores customers from a zero initial state. steps: T x batch x step_width
     // (time-major), statics: batch x static_width, scores: batch x P (sigmoid

@@ -63,7 +63,7 @@ void Model::validate() const {
     if (window_months == 0 || window_months > kMaxWindowMonths)
         inconsistent("The window is " + std::to_string(window_months) + " months; it must be 1 to " +
                      std::to_string(kMaxWindowMonths) + ".");
-    if (history == HistoryMode::FromStartMonth && (start_month < 1900 * 12 || start_month > 9999 * 12))
+    if (history == HistoryMode::FromStartMonth && (start_month < kMinStartMonth || start_month > kMaxStartMonth))
         inconsistent("The start month index " + std::to_string(start_month) + " is not a plausible month.");
     if (history == HistoryMode::SlidingWindow && start_month != 0)
         inconsistent("A sliding-window model has no start month.");

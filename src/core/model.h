@@ -20,6 +20,9 @@ constexpr uint32_t kMaxProducts = 1024;
 constexpr uint32_t kMaxFeatures = 1024;
 constexpr uint32_t kMaxVocabulary = 65536;
 constexpr uint32_t kMaxNameLength = 1024;
+// The plausible range of a history's start month (month index year * 12 + month - 1).
+constexpr int32_t kMinStartMonth = 1900 * 12;
+constexpr int32_t kMaxStartMonth = 9999 * 12;
 
 enum class FeatureKind : uint8_t {
     Numeric = 0,      // real value: transform, then (x - mean) / stddev; NULL -> 0 plus indicator
@@ -103,6 +106,8 @@ struct Model {
     uint32_t static_width() const;
     // Input width of layer l (step_width() for layer 0, hidden otherwise).
     uint32_t layer_input_width(size_t l) const;
+    // Floats of one customer's LSTM state: (h, c) of every layer.
+    size_t state_size() const { return layers.size() * 2 * size_t(hidden); }
 
     // Checks that every dimension and weight array is consistent and every value is finite.
     // Throws recsys::Error(CorruptModel) describing the first inconsistency.

@@ -250,7 +250,7 @@ RECSYS_FUNCTION(recsys_evaluate) {
                            month_label(first_month) + " to " + month_label(last_month),
                        "Evaluation needs snapshots of the month and of the month before it.");
 
-    const size_t batch_size = plan_batch("recsys.evaluate", "model \"" + name + "\" version " + std::to_string(version),
+    const size_t batch_size = plan_batch("recsys.evaluate", model_label(name, version),
                                          m->model, evaluation_bytes(m->model), SIZE_MAX);
     const MonthEvaluation ev = evaluate_month(m->model, *m->reader, *m->encoder, month, true, -1, batch_size);
     if (ev.lstm.customers() == 0)

@@ -25,12 +25,10 @@ using namespace recsys::pg;
 
 namespace {
 
-std::string label(const LoadedModel &m) { return "model \"" + m.name + "\" version " + std::to_string(m.version); }
-
 void require_from_start(const LoadedModel &m) {
     if (m.model.history != HistoryMode::FromStartMonth)
         throw SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
-                       label(m) + " reads a sliding window of " + std::to_string(m.model.window_months) +
+                       m.label() + " reads a sliding window of " + std::to_string(m.model.window_months) +
                            " months, so its state cannot be advanced month by month",
                        "Incremental scoring needs a model whose history runs from a fixed start month.",
                        "Use recsys.refresh_recommendations() for this model.");
@@ -237,8 +235,8 @@ RECSYS_FUNCTION(recsys_full_states) {
     StateRowWriter writer = make_writer(fcinfo, *m);
 
     const size_t T = m->model.window_months, P = m->model.product_count();
-    const size_t SS = m->model.layers.size() * 2 * size_t(m->model.hidden);
-    const size_t B = plan_batch("recsys.full_states", label(*m), m->model,
+    const size_t SS = m->model.state_size();
+    const size_t B = plan_batch("recsys.full_states", m->label(), m->model,
                                 LstmForward::buffer_bytes(m->model) + EncodedBatch::buffer_bytes(m->model) +
                                     history_bytes(m->model) + BatchBytes{0, SS * sizeof(float)},
                                 SIZE_MAX);
@@ -276,16 +274,16 @@ RECSYS_FUNCTION(recsys_advanced_states) {
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     if (month < m->model.start_month || month - m->model.start_month + 1 > int32_t(m->model.window_months))
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
-                       "month " + month_label(month) + " is outside " + label(*m) + "'s history",
+                       "month " + month_label(month) + " is outside " + m->label() + "'s history",
                        "Its history starts in " + month_label(m->model.start_month) + " and holds " +
                            std::to_string(m->model.window_months) + " months.");
     StateRowWriter writer = make_writer(fcinfo, *m);
 
-    const size_t P = m->model.product_count(), SS = m->model.layers.size() * 2 * size_t(m->model.hidden);
+    const size_t P = m->model.product_count(), SS = m->model.state_size();
     // Per customer beside the scorer: states, scores, held flags and months; the stored state
     // three times (SPI tuple, cursor buffer, lookup map); its ids; two HistoryBatch rows.
     const size_t stored_state_bytes = SS * sizeof(float) + 2 * P + 96;
-    const size_t B = plan_batch("recsys.advanced_states", label(*m), m->model,
+    const size_t B = plan_batch("recsys.advanced_states", m->label(), m->model,
                                 IncrementalScorer::buffer_bytes(m->model) + history_bytes(m->model) +
                                     BatchBytes{0, (SS + P) * sizeof(float) + P + sizeof(int32_t) +
                                                       3 * stored_state_bytes + 2 * sizeof(int64_t) +
@@ -313,7 +311,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
             if (!with_history.empty())
                 throw SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                                "customer " + std::to_string(with_history.front()) + " has snapshots before " +
-                                   month_label(month) + " but no stored state for " + label(*m),
+                                   month_label(month) + " but no stored state for " + m->label(),
                                std::to_string(with_history.size()) + " such customers in this batch.",
                                "Run recsys.rebuild_states('" + m->name + "') after a promote, rollback or restore.");
             // Per customer: the stored products of month - 1 (when the state is at month - 1), then the new row.
@@ -332,7 +330,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
                     if (s.version != m->version)
                         throw SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                                        "the stored state of customer " + std::to_string(ids[b]) + " comes from version " +
-                                           std::to_string(s.version) + ", not from " + label(*m),
+                                           std::to_string(s.version) + ", not from " + m->label(),
                                        "", "Run recsys.rebuild_states('" + m->name + "').");
                     if (s.month >= month)
                         throw SqlError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -374,7 +372,7 @@ RECSYS_FUNCTION(recsys_advance_customer) {
     const int32_t k = PG_GETARG_INT32(2);
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     const size_t P = m->model.product_count();
-    plan_batch("recsys.advance_customer", label(*m), m->model,
+    plan_batch("recsys.advance_customer", m->label(), m->model,
                IncrementalScorer::buffer_bytes(m->model) + LstmForward::buffer_bytes(m->model), 1);
     IncrementalScorer scorer(m->model, 1);
     scorer.set_poll(interrupt_poll());

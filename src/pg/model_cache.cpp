@@ -47,7 +47,6 @@ struct Resolution {
     StatementId used_by;
     int32_t version = 0;
     std::string sha256_hex;
-    std::string registrant;
 };
 
 // Never destroyed: a static container's destructor would run at backend exit, after
@@ -93,10 +92,6 @@ void account(const std::shared_ptr<LoadedModel> &m, bool add) {
 
 void registry_changed(Datum, Oid relid) {
     if (relid == InvalidOid || relid == models_relid) ++registry_generation;
-}
-
-std::string label(const std::string &name, int32_t version) {
-    return "model \"" + name + "\" version " + std::to_string(version);
 }
 
 // Finds recsys.models and its owner again (DROP and CREATE EXTENSION give it a new oid).
@@ -160,25 +155,36 @@ uint64_t registry_query(const char *sql, int nargs, Oid *types, Datum *args, boo
     });
 }
 
-// Copies text column `column` (1-based) of row r of the last SPI result.
+// Whether a registry lookup may take a snapshot of its own (Resolution::fresh): not under
+// REPEATABLE READ, where the transaction's snapshot rules, nor in a parallel query, where no
+// new snapshot may be taken.
+bool may_take_fresh_snapshot() { return !IsolationUsesXactSnapshot() && !IsInParallelMode(); }
+
+// Column `column` (1-based) of row r of the last SPI result, as text or as an integer.
 std::string text_value(uint64_t r, int column) {
     const char *value = pg_call([&] { return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column); });
     return value ? value : "";
 }
+int32_t int_value(uint64_t r, int column) {
+    return pg_call([&] {
+        bool isnull;
+        return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column, &isnull));
+    });
+}
 
-// Asks the registry which version to use, its checksum and registrant; throws for unknown ones.
+// Asks the registry which version to use and its checksum; throws for unknown ones.
 Resolution resolve(const std::string &name, int32_t requested) {
     Resolution r;
     // Read before the snapshot is taken (docs/cpp-in-postgres.md, "model cache").
     r.generation = registry_generation;
-    r.fresh = !IsolationUsesXactSnapshot() && !IsInParallelMode();
+    r.fresh = may_take_fresh_snapshot();
     const char *name_text = name.c_str();
     Datum args[2] = {pg_call([&] { return CStringGetTextDatum(name_text); }), Int32GetDatum(requested)};
     Oid types[2] = {TEXTOID, INT4OID};
     const char *sql = requested < 0
-                          ? "SELECT version, pg_catalog.encode(sha256, 'hex'), created_by FROM recsys.models "
+                          ? "SELECT version, pg_catalog.encode(sha256, 'hex') FROM recsys.models "
                             "WHERE name OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'production'"
-                          : "SELECT version, pg_catalog.encode(sha256, 'hex'), created_by FROM recsys.models "
+                          : "SELECT version, pg_catalog.encode(sha256, 'hex') FROM recsys.models "
                             "WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2";
     if (registry_query(sql, requested < 0 ? 1 : 2, types, args, r.fresh, 1) == 0) {
         const bool any_version =
@@ -192,15 +198,11 @@ Resolution resolve(const std::string &name, int32_t requested) {
                            "model \"" + name + "\" has no production version",
                            "Its versions are all candidates or archived.",
                            "Promote one with recsys.promote(name, version), or pass version => N.");
-        throw SqlError(ERRCODE_UNDEFINED_OBJECT, label(name, requested) + " does not exist",
+        throw SqlError(ERRCODE_UNDEFINED_OBJECT, model_label(name, requested) + " does not exist",
                        "See SELECT version, status FROM recsys.models WHERE name = '" + name + "'.");
     }
-    r.version = pg_call([] {
-        bool isnull;
-        return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    });
+    r.version = int_value(0, 1);
     r.sha256_hex = text_value(0, 2);
-    r.registrant = text_value(0, 3);
     return r;
 }
 
@@ -209,13 +211,16 @@ Resolution resolve(const std::string &name, int32_t requested) {
 void sweep_stale_models() {
     swept_generation = registry_generation;
     if (loaded.empty()) return;
-    std::map<std::pair<std::string, int32_t>, std::string> current;  // (name, version) -> sha256
-    for (const auto &m : loaded) current.emplace(std::make_pair(m->name, m->version), std::string());
+    // (name, version) -> the registry's sha256 now; empty when the row is gone.
+    std::map<std::pair<std::string, int32_t>, std::string> current;
+    std::vector<std::string> names;
+    for (const auto &m : loaded) {
+        current.emplace(std::make_pair(m->name, m->version), std::string());
+        names.push_back(m->name);
+    }
     const char *sql =
         "SELECT name, version, pg_catalog.encode(sha256, 'hex') FROM recsys.models "
         "WHERE name OPERATOR(pg_catalog.=) ANY($1)";
-    std::vector<std::string> names;
-    for (const auto &m : loaded) names.push_back(m->name);
     Datum args[1];
     pg_call([&] {
         Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * names.size()));
@@ -223,15 +228,10 @@ void sweep_stale_models() {
         args[0] = PointerGetDatum(construct_array(elems, int(names.size()), TEXTOID, -1, false, TYPALIGN_INT));
     });
     Oid types[1] = {TEXTARRAYOID};
-    const uint64_t found = registry_query(sql, 1, types, args, !IsolationUsesXactSnapshot() && !IsInParallelMode(), 0);
+    const uint64_t found = registry_query(sql, 1, types, args, may_take_fresh_snapshot(), 0);
     for (uint64_t r = 0; r < found; ++r) {
-        const std::string name = text_value(r, 1), sha = text_value(r, 3);
-        const int32_t version = pg_call([&] {
-            bool isnull;
-            return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
-        });
-        auto it = current.find({name, version});
-        if (it != current.end()) it->second = sha;
+        auto it = current.find({text_value(r, 1), int_value(r, 2)});
+        if (it != current.end()) it->second = text_value(r, 3);
     }
     for (auto m = loaded.begin(); m != loaded.end();) {
         if (current[{(*m)->name, (*m)->version}] != (*m)->sha256_hex) {
@@ -253,7 +253,7 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
     const uint64_t rows = registry_query(
         "SELECT model FROM recsys.models WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2", 2,
         types, args, r.fresh, 1);
-    if (rows != 1) throw SqlError(ERRCODE_UNDEFINED_OBJECT, label(name, version) + " vanished from the registry during lookup");
+    if (rows != 1) throw SqlError(ERRCODE_UNDEFINED_OBJECT, model_label(name, version) + " vanished from the registry during lookup");
     pg_call([&] {
         bool isnull;
         Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -266,16 +266,15 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
     m->name = name;
     m->version = version;
     m->sha256_hex = r.sha256_hex;
-    m->registrant = r.registrant;
     try {
         m->model = parse_model(bytes.data(), bytes.size());
     } catch (const recsys::Error &e) {
-        throw SqlError(ERRCODE_DATA_CORRUPTED, label(name, version) + " cannot be loaded: " + e.what(), e.detail(),
+        throw SqlError(ERRCODE_DATA_CORRUPTED, model_label(name, version) + " cannot be loaded: " + e.what(), e.detail(),
                        "The registry verifies models at registration; the stored bytes were changed since.");
     }
-    check_single_customer(label(name, version), m->model);  // recsys.max_batch_memory
+    check_single_customer(model_label(name, version), m->model);  // recsys.max_batch_memory
     m->encoder = std::make_unique<FeatureEncoder>(m->model);
-    m->reader = std::make_unique<SourceReader>(m->model, label(name, version));
+    m->reader = std::make_unique<SourceReader>(m->model, model_label(name, version));
     m->single = std::make_unique<LstmForward>(m->model, 1);
     const size_t T = m->model.window_months;
     m->steps.resize(T * m->encoder->step_width());
@@ -324,8 +323,9 @@ void invalidate_registry_everywhere(Oid registry_relid) {
     pg_call([&] { CacheInvalidateRelcacheByRelid(registry_relid); });
 }
 
-size_t model_cache_bytes() { return cached_bytes; }
-size_t model_cache_count() { return loaded.size(); }
+std::string model_label(const std::string &name, int32_t version) {
+    return "model \"" + name + "\" version " + std::to_string(version);
+}
 
 std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version) {
     const auto key = std::make_pair(name, version < 0 ? -1 : version);
@@ -354,7 +354,6 @@ std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t vers
                 loaded.erase(m);
                 break;
             }
-            (*m)->registrant = r.registrant;
             loaded.splice(loaded.begin(), loaded, m);
             enforce_budget(loaded.front());  // the budget may have been lowered since
             return loaded.front();
@@ -382,7 +381,7 @@ void require_registrant_can_read(const LoadedModel &m) {
     registry_query(
         "SELECT recsys.require_model_readable(feature_spec, created_by, 'publish scores of') FROM recsys.models "
         "WHERE name OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2",
-        2, types, args, !IsolationUsesXactSnapshot() && !IsInParallelMode(), 1);
+        2, types, args, may_take_fresh_snapshot(), 1);
 }
 
 }  // namespace recsys::pg

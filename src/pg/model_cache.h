@@ -25,12 +25,15 @@
 
 namespace recsys::pg {
 
+// "model "name" version N": how error messages name a model version.
+std::string model_label(const std::string &name, int32_t version);
+
 struct LoadedModel {
     std::string name;
     int32_t version = 0;
     std::string sha256_hex;
-    std::string registrant;  // recsys.models.created_by
-    size_t bytes = 0;        // what the cache counts against recsys.model_cache_memory
+    size_t bytes = 0;  // what the cache counts against recsys.model_cache_memory
+    std::string label() const { return model_label(name, version); }
     Model model;
     std::unique_ptr<FeatureEncoder> encoder;
     std::unique_ptr<SourceReader> reader;
@@ -52,10 +55,6 @@ std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t vers
 // scoring, whose results are stored and shared, never runs with more rights than the role
 // that registered the model (the caller's own rights apply to the read as well).
 void require_registrant_can_read(const LoadedModel &m);
-
-// This backend's cached models and their bytes.
-size_t model_cache_bytes();
-size_t model_cache_count();
 
 // Registers the relcache callback; called from _PG_init.
 void register_model_cache_callbacks();

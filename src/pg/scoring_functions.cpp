@@ -102,7 +102,7 @@ namespace {
 template <typename Emit>
 void score_stream(LoadedModel &m, const char *function, size_t customers, const std::string &sql, int nargs,
                   Oid *types, Datum *args, uint32_t k, Emit emit) {
-    const size_t B = plan_batch(function, "model \"" + m.name + "\" version " + std::to_string(m.version), m.model,
+    const size_t B = plan_batch(function, m.label(), m.model,
                                 LstmForward::buffer_bytes(m.model) + EncodedBatch::buffer_bytes(m.model) +
                                     history_bytes(m.model),
                                 customers);

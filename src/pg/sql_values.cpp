@@ -33,9 +33,11 @@ void check_model_name(const std::string &name) {
 }
 
 void check_start_month(int32_t month) {
-    if (month < 1900 * 12 || month > 9999 * 12)
-        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
-                       "start_month " + month_label(month) + " is outside the supported range 1900-01 to 9999-01");
+    if (month < kMinStartMonth || month > kMaxStartMonth)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "start_month " + month_label(month) +
+                                                            " is outside the supported range " +
+                                                            month_label(kMinStartMonth) + " to " +
+                                                            month_label(kMaxStartMonth));
 }
 
 void check_range(const char *what, double value, double lo, double hi) {
