@@ -26,7 +26,11 @@ void check_k(int32_t k, const LoadedModel *m) {
 
 void check_model_name(const std::string &name) {
     bool ok = !name.empty() && name.size() <= 63;
-    for (char c : name) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
+    // ASCII ranges, as the registry's CHECK (^[A-Za-z0-9_.-]{1,63}$): isalnum() would follow the
+    // server's LC_CTYPE and could pass a byte the registry refuses after training.
+    for (char c : name)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+                    c == '-');
     if (!ok)
         throw SqlError(ERRCODE_INVALID_NAME, "invalid model name \"" + name + "\"",
                        "A model name is 1 to 63 letters, digits, \"_\", \".\" or \"-\".");
