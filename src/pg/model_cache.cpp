@@ -276,6 +276,7 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
     m->encoder = std::make_unique<FeatureEncoder>(m->model);
     m->reader = std::make_unique<SourceReader>(m->model, model_label(name, version));
     m->single = std::make_unique<LstmForward>(m->model, 1);
+    m->single->set_poll(interrupt_poll());  // once, not on every recommend()
     const size_t T = m->model.window_months;
     m->steps.resize(T * m->encoder->step_width());
     m->statics.resize(m->encoder->static_width());

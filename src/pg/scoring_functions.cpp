@@ -30,7 +30,6 @@ void score_single(LoadedModel &m, int64_t customer_id) {
     const bool from_start = m.model.history == HistoryMode::FromStartMonth;
     m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
                       from_start ? m.lengths.data() : nullptr);
-    m.single->set_poll(interrupt_poll());
     m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), from_start ? m.lengths.data() : nullptr);
 }
 
