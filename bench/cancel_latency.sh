@@ -85,7 +85,7 @@ register() {  # window:hidden[:layers]
     name=$(model_name "$1")
     psql_db -Atc "SELECT recsys.register_model('$name', recsys.untrained_model('bench.snapshots', window_months => $window,
                   hidden => $hidden, layers => ${layers:-1}, seed => 1))" >/dev/null
-    psql_db -Atc "SELECT recsys.promote('$name', 1)" >/dev/null
+    psql_db -Atc "SELECT recsys.promote('$name', 1, force => true, reason => 'benchmark fixture')" >/dev/null
 }
 
 printf '\n%-14s %-8s %s\n' "model" "case" "ms from cancel / timeout to the error"

@@ -14,6 +14,7 @@
 #   (b) the core LSTM scoring loop alone, (d) the sgemm-bound rate (build/lstm_scoring_bench)
 #   (c) torch on the same weights
 #   online: pgbench recommend() vs the bare 17-row fetch, and a Python HTTP scoring service
+#   shadow scoring's cost per recommend() (bench/shadow_cost.sh, v2 as the shadow of v1)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -178,7 +179,7 @@ say "incremental scoring: a new month advances stored LSTM states vs a full reco
 last_month=$(psql_ -At -c "SELECT max(fecha_dato) FROM santander.snapshots")
 psql_ -c "CREATE TABLE santander.snapshots_inc AS SELECT * FROM santander.snapshots WHERE fecha_dato < date '$last_month' - 20" \
       -c "ALTER TABLE santander.snapshots_inc ADD PRIMARY KEY (ncodpers, fecha_dato)" -c "ANALYZE santander.snapshots_inc"
-psql_ -At -c "SELECT recsys.promote('bench_inc', recsys.register_model('bench_inc', recsys.untrained_model('santander.snapshots_inc', window_months => 17, start_month => '2015-01-28')))" >/dev/null
+psql_ -At -c "SELECT recsys.promote('bench_inc', recsys.register_model('bench_inc', recsys.untrained_model('santander.snapshots_inc', window_months => 17, start_month => '2015-01-28')), force => true, reason => 'benchmark fixture')" >/dev/null
 t0=$(now)
 ni=$(psql_ -At -c "SELECT recsys.rebuild_states('bench_inc')")
 t1=$(now)
@@ -257,6 +258,10 @@ put srv_rec_us "$srv_rec"
 put srv_bare_us "$srv_bare"
 echo "recommend(): $srv_rec us/call; bare 17-row fetch: $srv_bare us/call"
 
+say "shadow scoring: recommend() with no shadow, a shadow set but (almost) never drawn, every call shadowed"
+PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_SHADOW_DB=postgres RECSYS_SHADOW_MODEL=bench \
+    RECSYS_SHADOW_VERSION=$V2 RECSYS_SHADOW_IDS="$FIRST_ID $LAST_ID" RECSYS_SHADOW_RESULTS="$R" bash bench/shadow_cost.sh
+
 say "(iii) Python scoring service (bench/python_scoring_service.py) loaded by bench/http_load.py"
 $PY bench/python_scoring_service.py --dsn "$DSN" --dir "$work/model" --port "$HTTP_PORT" >"$work/service.log" 2>&1 &
 svc_pid=$!
@@ -291,7 +296,7 @@ psql_ -At >"$work/promote_check.txt" <<EOF
 SELECT 'before', count(*) FILTER (WHERE recsys.recommend(id, 7, 'bench') = recsys.recommend(id, 7, 'bench', $V1)),
        count(*) FILTER (WHERE recsys.recommend(id, 7, 'bench', $V1) IS DISTINCT FROM recsys.recommend(id, 7, 'bench', $V2))
   FROM (SELECT $CHECK_IDS) s(id);
-\! $PGBIN/psql -X -q -At -o /dev/null -h $pgdir -p $PORT -U postgres -d postgres -c "SELECT recsys.promote('bench', $V2)"
+\! $PGBIN/psql -X -q -At -o /dev/null -h $pgdir -p $PORT -U postgres -d postgres -c "SELECT recsys.promote('bench', $V2, force => true, reason => 'benchmark fixture')"
 SELECT 'after', count(*) FILTER (WHERE recsys.recommend(id, 7, 'bench') = recsys.recommend(id, 7, 'bench', $V2)),
        count(*) FILTER (WHERE recsys.recommend(id, 7, 'bench') = recsys.recommend(id, 7, 'bench', $V1)
                          AND recsys.recommend(id, 7, 'bench', $V1) IS DISTINCT FROM recsys.recommend(id, 7, 'bench', $V2))

@@ -95,7 +95,7 @@ def cmd_export(args):
         cur.execute("SELECT recsys.register_model('bench', %s, description => %s)",
                     (psycopg2.Binary(data), f"benchmark reference model, torch seed {seed}"))
         versions.append(cur.fetchone()[0])
-    cur.execute("SELECT recsys.promote('bench', %s)", (versions[0],))
+    cur.execute("SELECT recsys.promote('bench', %s, force => true, reason => 'benchmark fixture')", (versions[0],))
     print(versions[0], versions[1])
 
 

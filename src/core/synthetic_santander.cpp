@@ -1,11 +1,14 @@
 #include "synthetic_santander.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "errors.h"
+#include "santander_schema.h"
 
 namespace recsys {
 
@@ -332,9 +335,16 @@ void initial_holdings(Customer &c, int32_t month, bool joiner) {
     }
 }
 
+// Whether a planted change applies to customer c in `month` (PlantedChange).
+bool planted_applies(const PlantedChange &planted, const Customer &c, int32_t month) {
+    if (month < planted.from_month) return false;
+    if (planted.segment < 0) return true;
+    return !c.segment_missing && c.segment_at(month) == planted.segment;
+}
+
 // One month of dynamics: updates holdings from month-1 to `month`. Writes the add
 // probabilities (under the state before the draws) when prob is not null.
-void step(Customer &c, int32_t month, float *prob) {
+void step(Customer &c, int32_t month, float *prob, const std::vector<PlantedChange> &planted) {
     Rng rng(stream_key(c.key, kMonth, month));
     // activity transitions
     if (c.active) {
@@ -375,6 +385,11 @@ void step(Customer &c, int32_t month, float *prob) {
         int32_t since_cco = month - c.last_add[CCO];
         if (since_cco >= 1 && since_cco <= 3) h[TJCR] *= 5.0;
     }
+    // A planted uptake change scales a hazard that is > 0 by a factor > 0: the same draws are
+    // made in the same order, so only this customer's outcomes can change.
+    for (const PlantedChange &change : planted)
+        if (change.uptake_product >= 0 && planted_applies(change, c, month))
+            h[change.uptake_product] *= change.uptake_factor;
     for (int p = 0; p < kProducts; ++p) h[p] = std::min(h[p], 0.85);
 
     // ctju ages out: converted into a current account
@@ -531,6 +546,26 @@ void draw_customer(const SyntheticConfig &cfg, int64_t index, Customer &c) {
     }
 }
 
+// The output-only parts (swap, shift) of one planted change, on one row.
+void plant_output(const PlantedChange &planted, const Customer &c, SyntheticRow &row) {
+    if (!planted_applies(planted, c, row.month)) return;
+    if (planted.swap_a >= 0) std::swap(row.products[planted.swap_a], row.products[planted.swap_b]);
+    switch (planted.shift_column) {
+        case PlantedColumn::Renta:
+            if (!std::isnan(row.renta))
+                row.renta = std::floor(std::floor(row.renta * 100.0 + 0.5) * planted.shift_factor + 0.5) * 0.01;
+            break;
+        case PlantedColumn::Age:
+            if (row.age >= 0) row.age = int32_t(std::lround(row.age * planted.shift_factor));
+            break;
+        case PlantedColumn::Antiguedad:
+            if (row.antiguedad >= 0) row.antiguedad = int32_t(std::lround(row.antiguedad * planted.shift_factor));
+            break;
+        case PlantedColumn::None:
+            break;
+    }
+}
+
 void fill_row(const SyntheticConfig &cfg, const Customer &c, int32_t month, SyntheticRow &row) {
     Rng rng(stream_key(c.key, kRow, month));
     row.month = month;
@@ -584,6 +619,37 @@ SyntheticSantander::SyntheticSantander(SyntheticConfig config) : config_(config)
     if (config_.first_month < 0) fail(ErrorKind::InvalidParameter, "first_month must not be negative");
     if (!(config_.blank_demographics_rate >= 0 && config_.blank_demographics_rate <= 1))
         fail(ErrorKind::InvalidParameter, "blank_demographics_rate must be in [0, 1]");
+    for (const PlantedChange &p : config_.planted) {
+        if (p.from_month < 0) fail(ErrorKind::InvalidParameter, "planted from_month must not be negative");
+        if (p.segment < -1 || p.segment > 2) fail(ErrorKind::InvalidParameter, "planted segment must be -1, 0, 1 or 2");
+        const bool swap = p.swap_a >= 0 || p.swap_b >= 0;
+        if (swap && (p.swap_a < 0 || p.swap_a >= kProducts || p.swap_b < 0 || p.swap_b >= kProducts || p.swap_a == p.swap_b))
+            fail(ErrorKind::InvalidParameter, "planted swap needs two different products");
+        const bool uptake = p.uptake_product >= 0;
+        if (p.uptake_product < -1 || p.uptake_product >= kProducts)
+            fail(ErrorKind::InvalidParameter, "planted uptake product out of range");
+        if (uptake && !(p.uptake_factor > 0 && std::isfinite(p.uptake_factor)))
+            fail(ErrorKind::InvalidParameter, "planted uptake factor must be positive and finite");
+        const bool shift = p.shift_column != PlantedColumn::None;
+        if (shift && !(p.shift_factor > 0 && std::isfinite(p.shift_factor)))
+            fail(ErrorKind::InvalidParameter, "planted shift factor must be positive and finite");
+        if (!swap && !uptake && !shift)
+            fail(ErrorKind::InvalidParameter, "a planted change needs a swap, an uptake or a shift");
+    }
+}
+
+int32_t synthetic_segment_index(const char *segmento) {
+    if (!segmento) return -1;
+    for (int32_t i = 0; i < 3; ++i)
+        if (std::strcmp(segmento, kSegments[i]) == 0) return i;
+    return -1;
+}
+
+int32_t synthetic_product_index(const char *column) {
+    if (!column) return -1;
+    for (size_t i = 0; i < santander::kProductColumns.size(); ++i)
+        if (std::strcmp(column, santander::kProductColumns[i]) == 0) return int32_t(i);
+    return -1;
 }
 
 void SyntheticSantander::customer(int64_t index, std::vector<SyntheticRow> &out) const {
@@ -605,10 +671,11 @@ void SyntheticSantander::customer(int64_t index, std::vector<SyntheticRow> &out,
     for (int32_t month = start; month < end; ++month) {
         bool emit = month >= config_.first_month;
         bool first_row = month == start || month == config_.first_month;
-        if (month > start) step(c, month, emit && add_probability && !first_row ? probs.data() : nullptr);
+        if (month > start) step(c, month, emit && add_probability && !first_row ? probs.data() : nullptr, config_.planted);
         if (!emit) continue;
         out.emplace_back();
         fill_row(config_, c, month, out.back());
+        for (const PlantedChange &change : config_.planted) plant_output(change, c, out.back());
         if (add_probability) {
             if (first_row) probs.fill(0.0f);
             add_probability->push_back(probs);

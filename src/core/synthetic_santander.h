@@ -42,6 +42,35 @@ struct SyntheticRow {
     uint8_t products[24];            // 0/1 in santander_schema.h order
 };
 
+// The numeric customer columns a planted shift can scale.
+enum class PlantedColumn { None, Renta, Age, Antiguedad };
+
+// A change planted into the data from one month on, for one segment (or every customer): data
+// for testing drift checks and the promotion gate (docs/generated-data.md, "Planted changes").
+// Deterministic like the rest; without planted changes (the default) the output is
+// bit-identical to a generator without this feature. A row "matches" when its month is
+// from_month or later and its customer is in `segment` that month (segment_at(month); customers
+// whose segment is missing never match a segment); segment -1 matches every customer. A change
+// has at least one of swap, uptake and shift.
+struct PlantedChange {
+    int32_t from_month = 0;        // month index (year*12 + month-1)
+    int32_t segment = -1;          // 0 "01 - TOP", 1 "02 - PARTICULARES", 2 "03 - UNIVERSITARIO"; -1: everyone
+    // Swap (output only): in matching rows the flags of products swap_a and swap_b (santander_schema.h
+    // order) are exchanged. The dynamics are untouched: a model trained on these rows learns the
+    // segment's behaviour of one product under the other's name.
+    int32_t swap_a = -1, swap_b = -1;
+    // Uptake (dynamics): in matching months the monthly add hazard of uptake_product (first add and
+    // re-add, after the sequence rules) is multiplied by uptake_factor (> 0), still capped at 0.85.
+    // Later holdings and activity of matching customers follow from it; every other customer's
+    // rows, and every row before from_month, are unchanged.
+    int32_t uptake_product = -1;
+    double uptake_factor = 1.0;
+    // Shift (output only): in matching rows a numeric column is multiplied by shift_factor (> 0):
+    // renta rounded to whole cents, age and antiguedad to whole numbers; missing values stay missing.
+    PlantedColumn shift_column = PlantedColumn::None;
+    double shift_factor = 1.0;
+};
+
 struct SyntheticConfig {
     uint64_t seed = 42;
     int32_t first_month = 2015 * 12 + 0;  // January 2015
@@ -49,7 +78,14 @@ struct SyntheticConfig {
     // Share of rows whose customer fields are all blank/NA (the real file: ~0.2%). Set to 0 for
     // data without these rows.
     double blank_demographics_rate = 0.002;
+    // Changes planted into the data, applied in this order (empty: none).
+    std::vector<PlantedChange> planted;
 };
+
+// "01 - TOP", "02 - PARTICULARES", "03 - UNIVERSITARIO" -> 0, 1, 2; -1 for anything else.
+int32_t synthetic_segment_index(const char *segmento);
+// The index of a product flag column ("ind_cco_fin_ult1" -> 2) in santander_schema.h order; -1 when unknown.
+int32_t synthetic_product_index(const char *column);
 
 // Per-row probabilities, under the generator's own (partly latent) state, that each product is
 // added in that row's month: 0 for products held the month before and for a customer's first

@@ -19,6 +19,8 @@ uint64_t registry_generation = 1;
 uint64_t own_registry_changes = 0;
 Oid models_relid = InvalidOid;
 Oid registry_owner = InvalidOid;
+// recsys.shadow_deployments; InvalidOid while the extension's SQL objects predate 0.3.0.
+Oid shadow_relid = InvalidOid;
 
 // Identifies the top-level statement: one statement scores with one version of a model, even
 // if a promote commits while it runs, unless the statement changed the registry itself.
@@ -47,6 +49,8 @@ struct Resolution {
     StatementId used_by;
     int32_t version = 0;
     std::string sha256_hex;
+    // For the production version: the shadow deployment read by the same lookup.
+    ShadowSetting shadow;
 };
 
 // Never destroyed: a static container's destructor would run at backend exit, after
@@ -99,8 +103,10 @@ void lookup_registry() {
     pg_call([] {
         models_relid = InvalidOid;
         registry_owner = InvalidOid;
+        shadow_relid = InvalidOid;
         Oid ns = get_namespace_oid("recsys", true);
         if (ns == InvalidOid) return;
+        shadow_relid = get_relname_relid("shadow_deployments", ns);
         models_relid = get_relname_relid("models", ns);
         if (models_relid == InvalidOid) return;
         HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(models_relid));
@@ -111,32 +117,6 @@ void lookup_registry() {
     if (registry_owner == InvalidOid)
         throw SqlError(ERRCODE_UNDEFINED_TABLE, "the recsys model registry (recsys.models) does not exist",
                        "", "Run CREATE EXTENSION recsys in this database.");
-}
-
-// Runs fn with the rights of the registry's owner. Scoring roles may not read model bytes or
-// feature specs (recsys_reader sees metadata only); the scoring functions read them on the
-// caller's behalf, through fixed, schema-qualified queries, and never hand them out. The
-// caller's own rights still govern the source relation, which is read outside this.
-template <typename Fn>
-auto as_registry_owner(Fn &&fn) -> decltype(fn()) {
-    Oid saved_user;
-    int saved_context;
-    GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(registry_owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
-    try {
-        if constexpr (std::is_void_v<decltype(fn())>) {
-            fn();
-            SetUserIdAndSecContext(saved_user, saved_context);
-        } else {
-            auto result = fn();
-            SetUserIdAndSecContext(saved_user, saved_context);
-            return result;
-        }
-    } catch (...) {
-        // (A transaction or subtransaction abort would also restore it.)
-        SetUserIdAndSecContext(saved_user, saved_context);
-        throw;
-    }
 }
 
 // Runs a registry query (read-only) under the snapshot it should see; see Resolution::fresh.
@@ -171,6 +151,14 @@ int32_t int_value(uint64_t r, int column) {
         return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column, &isnull));
     });
 }
+// NULL reads as 0.
+double float8_value(uint64_t r, int column) {
+    return pg_call([&] {
+        bool isnull;
+        const Datum d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, column, &isnull);
+        return isnull ? 0.0 : DatumGetFloat8(d);
+    });
+}
 
 // Asks the registry which version to use and its checksum; throws for unknown ones.
 Resolution resolve(const std::string &name, int32_t requested) {
@@ -181,7 +169,15 @@ Resolution resolve(const std::string &name, int32_t requested) {
     const char *name_text = name.c_str();
     Datum args[2] = {pg_call([&] { return CStringGetTextDatum(name_text); }), Int32GetDatum(requested)};
     Oid types[2] = {TEXTOID, INT4OID};
-    const char *sql = requested < 0
+    // The production version comes with its shadow deployment, if any (NULLs when none), so
+    // that the online path knows it without a query of its own.
+    const bool with_shadow = requested < 0 && shadow_relid != InvalidOid;
+    const char *sql = with_shadow
+                          ? "SELECT m.version, pg_catalog.encode(m.sha256, 'hex'), s.version, s.sample "
+                            "FROM recsys.models m LEFT JOIN recsys.shadow_deployments s "
+                            "ON s.name OPERATOR(pg_catalog.=) m.name "
+                            "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.status OPERATOR(pg_catalog.=) 'production'"
+                      : requested < 0
                           ? "SELECT version, pg_catalog.encode(sha256, 'hex') FROM recsys.models "
                             "WHERE name OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'production'"
                           : "SELECT version, pg_catalog.encode(sha256, 'hex') FROM recsys.models "
@@ -203,6 +199,10 @@ Resolution resolve(const std::string &name, int32_t requested) {
     }
     r.version = int_value(0, 1);
     r.sha256_hex = text_value(0, 2);
+    if (with_shadow) {
+        r.shadow.version = int_value(0, 3);  // 0 (NULL) when no shadow is set
+        r.shadow.sample = float8_value(0, 4);
+    }
     return r;
 }
 
@@ -322,13 +322,23 @@ void register_model_cache_callbacks() {
 void invalidate_registry_everywhere(Oid registry_relid) {
     ++own_registry_changes;
     pg_call([&] { CacheInvalidateRelcacheByRelid(registry_relid); });
+    // A change of recsys.shadow_deployments (whose trigger calls this too) is announced as a
+    // change of recsys.models: production resolutions carry the shadow setting, and a backend
+    // that has not looked up the shadow table's oid yet (its registry lookups predate an
+    // ALTER EXTENSION UPDATE) still recognizes the registry's oid.
+    if (registry_relid != models_relid) {
+        lookup_registry();  // this backend may not know the registry's oid yet
+        if (registry_relid != models_relid) pg_call([] { CacheInvalidateRelcacheByRelid(models_relid); });
+    }
 }
+
+Oid registry_owner_role() { return registry_owner; }
 
 std::string model_label(const std::string &name, int32_t version) {
     return "model \"" + name + "\" version " + std::to_string(version);
 }
 
-std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version) {
+std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version, ShadowSetting *shadow) {
     const auto key = std::make_pair(name, version < 0 ? -1 : version);
     const StatementId statement = current_statement();
     auto it = resolutions.find(key);
@@ -348,6 +358,7 @@ std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t vers
     }
     Resolution &r = it->second;
     r.used_by = statement;
+    if (shadow) *shadow = version < 0 ? r.shadow : ShadowSetting();
     for (auto m = loaded.begin(); m != loaded.end(); ++m) {
         if ((*m)->name == name && (*m)->version == r.version) {
             if ((*m)->sha256_hex != r.sha256_hex) {  // the row was replaced: parse again

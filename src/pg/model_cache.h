@@ -5,15 +5,17 @@
 // Which version is "production" is resolved through the registry and remembered until the
 // registry table changes: recsys.models carries a trigger that sends a relcache
 // invalidation for the table on every change, and the callback registered here bumps a
-// generation counter. Each statement's first call takes in pending invalidations, so the
-// first statement that starts after a promote or rollback commits scores with the new
-// version, inside an explicit transaction too; one statement scores with one version
-// (docs/cpp-in-postgres.md, "model cache").
+// generation counter (recsys.shadow_deployments carries the same trigger, which announces its
+// changes as changes of recsys.models). Each statement's first call takes in pending
+// invalidations, so the first statement that starts after a promote or rollback commits scores
+// with the new version, inside an explicit transaction too; one statement scores with one
+// version (docs/cpp-in-postgres.md, "model cache").
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "feature_encoder.h"
@@ -46,10 +48,52 @@ struct LoadedModel {
     HistoryBatch history;
 };
 
+// The shadow version set beside a model's production version (recsys.set_shadow), as known
+// when the production version was resolved: version 0 when there is none.
+struct ShadowSetting {
+    int32_t version = 0;
+    double sample = 0;  // share of production calls also scored with the shadow version, (0, 1]
+};
+
 // Returns the model to score with. version < 0 means the production version of `name`.
 // Needs an open SPI connection. Raises a clear error for an unknown model or version, or
-// when the model has no production version.
-std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version);
+// when the model has no production version. With version < 0 and shadow non-null, *shadow
+// receives the model's shadow setting, read by the same registry lookup and cached and
+// invalidated with it (recsys.shadow_deployments carries the registry's trigger), so a
+// statement sees one production version and one shadow setting, and knowing the setting
+// costs no query per call.
+std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t version, ShadowSetting *shadow = nullptr);
+
+// The owner of recsys.models (the extension's owner), as found by the last acquire_model or
+// invalidate_registry_everywhere in this backend; InvalidOid before either ran.
+Oid registry_owner_role();
+
+// Runs fn with the rights of the registry's owner. Scoring roles may not read model bytes or
+// feature specs (recsys_reader sees metadata only), nor write the shadow log; the scoring
+// functions read and write those on the caller's behalf, through fixed, schema-qualified
+// statements, and never hand them out. The caller's own rights still govern the source
+// relation, which is read outside this. Needs registry_owner_role() to be known.
+template <typename Fn>
+auto as_registry_owner(Fn &&fn) -> decltype(fn()) {
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(registry_owner_role(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    try {
+        if constexpr (std::is_void_v<decltype(fn())>) {
+            fn();
+            SetUserIdAndSecContext(saved_user, saved_context);
+        } else {
+            auto result = fn();
+            SetUserIdAndSecContext(saved_user, saved_context);
+            return result;
+        }
+    } catch (...) {
+        // (A transaction or subtransaction abort would also restore it.)
+        SetUserIdAndSecContext(saved_user, saved_context);
+        throw;
+    }
+}
 
 // Raises 42501 unless the model's registrant may SELECT every column the model reads: batch
 // scoring, whose results are stored and shared, never runs with more rights than the role

@@ -40,4 +40,8 @@ extern "C" {
 #include "parser/parse_func.h"
 #include "nodes/value.h"
 #include "mb/pg_wchar.h"
+#include "access/xlog.h"
+#include "common/pg_prng.h"
+#include "utils/resowner.h"
+#include "utils/jsonb.h"
 }

@@ -11,6 +11,7 @@
 #include "model_cache.h"
 #include "ranking.h"
 #include "settings.h"
+#include "shadow_scoring.h"
 #include "sql_text.h"
 #include "sql_values.h"
 
@@ -48,11 +49,15 @@ OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k) {
     if (use_k) check_k(k, nullptr);
     spi_connect();
     OneCustomerCall call;
-    call.model = acquire_model(name, version);
+    // Ranked calls of the production version may be shadowed (recsys.set_shadow).
+    ShadowSetting shadow;
+    call.model = acquire_model(name, version, use_k ? &shadow : nullptr);
     if (use_k) check_k(k, call.model.get());
     score_single(*call.model, id);
     if (use_k)
         call.ranked = top_k(call.model->scores.data(), call.model->held.data(), call.model->model.product_count(), uint32_t(k));
+    if (shadow_drawn(shadow, call.model->version))
+        shadow_score_and_log(shadow, *call.model, id, call.ranked, uint32_t(k), score_single);
     spi_finish();
     return call;
 }

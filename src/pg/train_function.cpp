@@ -1,16 +1,10 @@
 // recsys.train(): trains the default Santander LSTM inside the backend and registers it.
 //
-// The source relation is streamed through an SPI cursor ordered by (id, month) once per
-// epoch; each customer's rows give one example per target month (inputs end at m - 1,
-// labels = products held in m but not in m - 1, mask = products not held in m - 1).
-// Examples fill mini-batches of batch_size and every full batch takes one Adam step, so
-// memory holds one fetch of rows and one mini-batch, never the table.
-//
-// Subsampling: an example whose customer adds nothing in the target month is kept with
-// probability kNoAddSampleRate (a hash of seed, customer and month decides, so runs are
-// reproducible); examples with at least one add are always kept. Adds are ~3.5% of
-// customer-months, so this cuts an epoch ~7x while keeping most of the signal; the ranking
-// within a customer, which is all MAP@7 sees, is hardly affected by the shifted base rate.
+// This file is the glue: argument checks, the months present and a fingerprint of the data,
+// the data check of the validation month (recsys.require_valid_data), feature statistics,
+// memory planning, and registration. The training itself (epochs, mini-batch Adam, the no-add
+// subsampling, early stopping) is the core's train_model() (src/core/training_loop.h), fed by
+// the relation through an SpiCustomerSource.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,29 +13,22 @@
 #include <cstring>
 #include <memory>
 
-#include "evaluate_function.h"
 #include "feature_fitting.h"
-#include "lstm_forward.h"
 #include "lstm_training.h"
 #include "memory_budget.h"
 #include "model_format.h"
-#include "santander_features.h"
 #include "model_json.h"
-#include "splitmix64.h"
+#include "month_evaluation.h"
+#include "santander_features.h"
+#include "spi_customer_source.h"
 #include "sql_text.h"
 #include "sql_values.h"
+#include "training_loop.h"
 
 using namespace recsys;
 using namespace recsys::pg;
 
 namespace {
-
-constexpr double kNoAddSampleRate = 0.1;
-
-bool keep_no_add_example(uint64_t seed, int64_t customer, int32_t month) {
-    const uint64_t h = splitmix64(splitmix64(seed ^ 0x7261696E) ^ splitmix64(uint64_t(customer)) ^ uint64_t(month));
-    return double(h >> 11) * (1.0 / 9007199254740992.0) < kNoAddSampleRate;
-}
 
 void notice(const std::string &message) {
     pg_call([&] { ereport(NOTICE, (errmsg("%s", message.c_str()))); });
@@ -51,35 +38,49 @@ void report_activity(const std::string &text) {
     pg_call([&] { pgstat_report_activity(STATE_RUNNING, text.c_str()); });
 }
 
-struct WeightsSnapshot {
-    std::vector<LstmLayer> layers;
-    std::vector<float> dense_w, dense_b;
-    void take(const Model &m) {
-        layers = m.layers;
-        dense_w = m.dense_w;
-        dense_b = m.dense_b;
-    }
-    void restore(Model &m) const {
-        m.layers = layers;
-        m.dense_w = dense_w;
-        m.dense_b = dense_b;
-    }
-};
-
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Runs recsys.require_valid_data() on the validation month (it stores the check and raises an
+// error naming the first failing check, unless a member of recsys_override gives a reason);
+// returns the id of the stored check.
+int64_t require_valid_data(Oid relation, int32_t month, const std::string *override_reason, const SourceSpec &source) {
+    const char *reason = override_reason ? override_reason->c_str() : nullptr;
+    const char *id_column = source.id_column.c_str(), *month_column = source.month_column.c_str();
+    return pg_call([&] {
+        Oid types[5] = {OIDOID, DATEOID, TEXTOID, TEXTOID, TEXTOID};
+        Datum args[5] = {ObjectIdGetDatum(relation), DateADTGetDatum(date_of_month(month)),
+                         reason ? CStringGetTextDatum(reason) : (Datum)0, CStringGetTextDatum(id_column),
+                         CStringGetTextDatum(month_column)};
+        const char nulls[6] = {' ', ' ', reason ? ' ' : 'n', ' ', ' ', '\0'};
+        if (SPI_execute_with_args("SELECT recsys.require_valid_data($1::pg_catalog.regclass, $2::pg_catalog.date, "
+                                  "NULL::pg_catalog.text, NULL::pg_catalog.int4, $3, $4, $5)",
+                                  5, types, args, nulls, false, 1) != SPI_OK_SELECT ||
+            SPI_processed != 1)
+            elog(ERROR, "the data check of the training data failed to run");
+        bool isnull;
+        const Datum id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (isnull) elog(ERROR, "recsys.require_valid_data returned NULL");
+        return int64(DatumGetInt64(id));
+    });
+}
 
 }  // namespace
 
 // recsys.train(model_name, source, train_months, validation_month, window_months, hidden,
 // layers, epochs, batch_size, learning_rate, clip_norm, patience, seed, max_customers,
-// start_month) -> integer: the registered version.
+// start_month, id_column, month_column, data_override_reason) -> integer: the registered
+// version. The last three arguments are 0.3.0's: declared with 0.2.0's 15 arguments (the
+// library installed before ALTER EXTENSION recsys UPDATE) it reads ncodpers and fecha_dato and
+// has no data check to run.
 RECSYS_FUNCTION(recsys_train) {
     const Clock::time_point started = Clock::now();
-    for (int i = 0; i < 14; ++i)
-        if (i != 3 && i != 13 && PG_ARGISNULL(i))
+    const int nargs = PG_NARGS();
+    const bool has_data_check = nargs >= 18;
+    for (int i = 0; i < std::min(nargs, 17); ++i)
+        if (i != 3 && i != 13 && i != 14 && PG_ARGISNULL(i))
             throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                           "only validation_month, max_customers and start_month may be NULL");
+                           "only validation_month, max_customers, start_month and data_override_reason may be NULL");
     const bool from_start = !PG_ARGISNULL(14);
     const int32_t start_month = from_start ? month_of_date(PG_GETARG_DATEADT(14)) : 0;
     const std::string name = text_arg(fcinfo, 0), source = text_arg(fcinfo, 1);
@@ -93,6 +94,10 @@ RECSYS_FUNCTION(recsys_train) {
     const int64_t seed = PG_GETARG_INT64(12);
     const bool has_max_customers = !PG_ARGISNULL(13);
     const int32_t max_customers = has_max_customers ? PG_GETARG_INT32(13) : 0;
+    const std::string id_column = nargs > 15 ? text_arg(fcinfo, 15) : "ncodpers";
+    const std::string month_column = nargs > 16 ? text_arg(fcinfo, 16) : "fecha_dato";
+    const bool has_override = has_data_check && !PG_ARGISNULL(17);
+    const std::string override_reason = has_override ? text_arg(fcinfo, 17) : std::string();
 
     check_model_name(name);
     if (from_start) check_start_month(start_month);
@@ -108,7 +113,7 @@ RECSYS_FUNCTION(recsys_train) {
     if (has_max_customers) check_range("max_customers", max_customers, 1, 2147483647.0);
 
     spi_connect();
-    Model model = santander_model_skeleton(SourceSpec{source, "ncodpers", "fecha_dato"}, uint32_t(window),
+    Model model = santander_model_skeleton(SourceSpec{source, id_column, month_column}, uint32_t(window),
                                            uint32_t(hidden), uint32_t(layers));
     if (from_start) {
         model.history = HistoryMode::FromStartMonth;
@@ -116,10 +121,10 @@ RECSYS_FUNCTION(recsys_train) {
     }
     auto reader = std::make_unique<SourceReader>(model, "recsys.train");
     model.source.relation = reader->relation_name();
-    const uint32_t P = model.product_count();
 
     // Months present, and a fingerprint of the data: md5 over per-month row counts and
-    // product flag sums (one cheap aggregate query).
+    // product flag sums (one cheap aggregate query). Months are written with to_char, so the
+    // fingerprint does not depend on the session's DateStyle.
     const std::string concat = sql::op("||");
     std::string sums;
     for (const auto &p : model.products)
@@ -130,7 +135,7 @@ RECSYS_FUNCTION(recsys_train) {
     const std::string fingerprint_sql =
         "WITH per AS (SELECT " + month_expr + " AS m, " + sql::call("count", "*") + " AS n, " + sums + " AS s FROM " +
         reader->relation_name() + " GROUP BY 1) SELECT m, n, " +
-        sql::call("md5", sql::call("string_agg", sql::cast("m", "text") + concat + "':'::pg_catalog.text" + concat +
+        sql::call("md5", sql::call("string_agg", sql::call("to_char", "m, 'YYYY-MM-DD'::pg_catalog.text") + concat + "':'::pg_catalog.text" + concat +
                                                      sql::cast("n", "text") + concat + "':'::pg_catalog.text" + concat +
                                                      "s, ';'::pg_catalog.text") +
                              " OVER (ORDER BY m ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)") +
@@ -186,15 +191,24 @@ RECSYS_FUNCTION(recsys_train) {
     // Feature statistics from months before the validation month only.
     fit_feature_statistics(model, *reader, validation - 1);
 
-    // Memory, before the weights are allocated: the trainer, the example batches (one per
-    // target month for a from-start model), the weights, their gradients, the best epoch's
-    // copy and the serialized model must fit in recsys.max_batch_memory with one validation
-    // customer beside them. batch_size is not lowered (it changes what is learned): a
-    // batch_size that does not fit is an error; validation batches take what remains.
-    const size_t example_batches = from_start ? size_t(validation - first_target) : 1;
-    BatchBytes train_need = LstmTrainer::buffer_bytes(model);
-    train_need.fixed += 4 * weight_bytes(model);
-    train_need.per_customer += example_batches * ExampleBatch::buffer_bytes(model).per_customer;
+    TrainingOptions options;
+    options.first_target = first_target;
+    options.validation = validation;
+    options.epochs = uint32_t(epochs);
+    options.patience = uint32_t(patience);
+    options.batch_size = size_t(batch_size);
+    options.adam.learning_rate = learning_rate;
+    options.adam.clip_norm = clip_norm;
+    options.seed = uint64_t(seed);
+
+    // Memory, before the weights are allocated: the training loop (trainer, example batches,
+    // gradients, the working and best epoch's copies of the weights) and the model's own
+    // weights (later its serialized bytes, once the copies are gone) must fit in
+    // recsys.max_batch_memory with one validation customer beside them. batch_size is not
+    // lowered (it changes what is learned): a batch_size that does not fit is an error;
+    // validation batches take what remains.
+    BatchBytes train_need = training_bytes(model, options);
+    train_need.fixed += weight_bytes(model);
     const BatchBytes eval_need = evaluation_bytes(model);
     {
         BatchBytes with_eval = train_need;
@@ -206,9 +220,17 @@ RECSYS_FUNCTION(recsys_train) {
                          most > 0 ? "Pass batch_size => " + std::to_string(most) + " or less."
                                   : "Use a smaller window_months, hidden or layers.");
     }
-    const size_t validation_batch = std::min<size_t>(
+    options.validation_batch = std::min<size_t>(
         1024, BatchBytes{eval_need.fixed + fetch_bytes(model) + train_need.total(size_t(batch_size)), eval_need.per_customer}
                   .max_batch(max_batch_memory_bytes()));
+
+    // The validation month, the newest month training reads, must pass its data checks
+    // before anything is trained on the data.
+    const int64_t data_validation_id =
+        has_data_check ? require_valid_data(reader->relation_id(), validation, has_override ? &override_reason : nullptr,
+                                            model.source)
+                       : -1;
+
     size_weights(model);
     initialize_weights(model, uint64_t(seed));
 
@@ -226,127 +248,40 @@ RECSYS_FUNCTION(recsys_train) {
         });
     }
 
-    const int32_t first_row = from_start ? start_month : first_target - 1 - window;
-    std::string where = reader->months_between(first_row, validation);
-    if (max_id >= 0) where += " AND " + reader->id_sql() + sql::op("<=") + sql::int8_literal(max_id);
-    const std::string train_sql = reader->batch_query(where);
-
-    FeatureEncoder encoder(model);
-    AdamOptions options;
-    options.learning_rate = learning_rate;
-    options.clip_norm = clip_norm;
-    LstmTrainer trainer(model, size_t(batch_size), options);
-    trainer.set_poll(interrupt_poll());
-    ModelGradients grads(model);
-    // A sliding-window model mixes target months in one batch. A from-start model's
-    // sequences grow with the month, so it keeps one batch per target month, each run for
-    // exactly the months since the start.
-    std::vector<std::unique_ptr<ExampleBatch>> batches;
-    for (int32_t m = first_target; m < (from_start ? validation : first_target + 1); ++m)
-        batches.push_back(std::make_unique<ExampleBatch>(encoder, size_t(batch_size), P));
-    auto batch_for = [&](int32_t target) -> ExampleBatch & {
-        return *batches[from_start ? size_t(target - first_target) : 0];
+    TrainingCallbacks callbacks;
+    callbacks.poll = interrupt_poll();
+    callbacks.progress = [&](const TrainingProgress &p) {
+        char buf[512];
+        if (p.validating)
+            snprintf(buf, sizeof buf, "recsys.train: model %s epoch %u/%u validating", name.c_str(), p.epoch, p.epochs);
+        else
+            snprintf(buf, sizeof buf, "recsys.train: model %s epoch %u/%u batch %llu loss %.5f examples %llu",
+                     name.c_str(), p.epoch, p.epochs, (unsigned long long)p.batches, p.mean_loss,
+                     (unsigned long long)p.examples);
+        report_activity(buf);
     };
-    auto steps_for = [&](int32_t target) -> size_t {
-        return from_start ? size_t(target - start_month) : 0;  // inputs end at target - 1
-    };
-
-    WeightsSnapshot best;
-    double best_map = -1.0, best_train_loss = 0.0;
-    int best_epoch = 0, epochs_run = 0, since_best = 0;
-    MonthEvaluation best_eval(P);
-    uint64_t rows = 0, customers = 0, examples = 0, candidates = 0;
-    double train_seconds = 0.0;
-
-    for (int epoch = 1; epoch <= epochs; ++epoch) {
-        const Clock::time_point epoch_start = Clock::now();
-        Clock::time_point last_report = epoch_start - std::chrono::seconds(10);
-        uint64_t epoch_rows = 0, epoch_customers = 0, epoch_examples = 0, epoch_candidates = 0, batches = 0;
-        double loss_sum = 0.0;
-        auto step = [&](int32_t target) {
-            ExampleBatch &batch = batch_for(target);
-            if (batch.size() == 0) return;
-            batch.finish();
-            const double loss = trainer.forward_backward(batch.steps(), batch.statics(), batch.labels(), batch.mask(),
-                                                         batch.size(), grads, steps_for(target));
-            trainer.adam_step(grads);
-            loss_sum += loss * double(batch.size());
-            epoch_examples += batch.size();
-            ++batches;
-            batch.clear();
-            check_for_interrupts();
-            if (seconds_since(last_report) >= 2.0) {
-                last_report = Clock::now();
-                char buf[512];
-                snprintf(buf, sizeof buf, "recsys.train: model %s epoch %d/%d batch %llu loss %.5f examples %llu",
-                         name.c_str(), epoch, epochs, (unsigned long long)batches, loss_sum / double(epoch_examples),
-                         (unsigned long long)epoch_examples);
-                report_activity(buf);
-            }
-        };
-        stream_customers(*reader, model, train_sql, &epoch_rows, [&](const HistoryBatch &h, size_t c) {
-            ++epoch_customers;
-            for (int32_t m = first_target; m < validation; ++m) {
-                const long rp = find_month_row(h, c, m - 1);
-                if (rp < 0) continue;
-                const long rm = find_month_row(h, c, m);
-                if (rm < 0) continue;
-                ++epoch_candidates;
-                const uint8_t *now = h.products.data() + size_t(rm) * P, *before = h.products.data() + size_t(rp) * P;
-                bool any_add = false;
-                for (uint32_t p = 0; p < P; ++p) any_add = any_add || (now[p] && !before[p]);
-                if (!any_add && !keep_no_add_example(uint64_t(seed), h.customer_ids[c], m)) continue;
-                ExampleBatch &batch = batch_for(m);
-                const size_t slot = batch.add(h, c, m - 1);
-                float *labels = batch.labels(slot), *mask = batch.mask(slot);
-                for (uint32_t p = 0; p < P; ++p) {
-                    labels[p] = now[p] && !before[p] ? 1.0f : 0.0f;
-                    mask[p] = before[p] ? 0.0f : 1.0f;
-                }
-                if (batch.full()) step(m);
-            }
-        });
-        for (int32_t m = first_target; m < validation; ++m) step(m);  // the last, partial batches
-        const double epoch_train_seconds = seconds_since(epoch_start);
-        train_seconds += epoch_train_seconds;
-        rows = epoch_rows;
-        customers = epoch_customers;
-        examples = epoch_examples;
-        candidates = epoch_candidates;
-        if (epoch_examples == 0)
-            throw SqlError(ERRCODE_NO_DATA_FOUND,
-                           "no training examples: no customer of " + reader->relation_name() +
-                               " has snapshots in two consecutive months between " + month_label(first_target - 1) +
-                               " and " + month_label(validation - 1));
-        const double train_loss = loss_sum / double(epoch_examples);
-
-        report_activity("recsys.train: model " + name + " epoch " + std::to_string(epoch) + "/" + std::to_string(epochs) +
-                        " validating");
-        MonthEvaluation ev = evaluate_month(model, *reader, encoder, validation, false, max_id, validation_batch);
-        ++epochs_run;
-        const double map7 = ev.lstm.map();
+    callbacks.epoch_done = [&](const EpochSummary &e) {
         char buf[512];
         snprintf(buf, sizeof buf,
-                 "recsys.train: epoch %d/%d: train loss %.5f, validation MAP@7 %.5f (%s, %llu customers), "
+                 "recsys.train: epoch %u/%u: train loss %.5f, validation MAP@7 %.5f (%s, %llu customers), "
                  "%llu examples, %.0f examples/s, %.1f s",
-                 epoch, epochs, train_loss, map7, month_label(validation).c_str(),
-                 (unsigned long long)ev.lstm.customers(), (unsigned long long)epoch_examples,
-                 double(epoch_examples) / epoch_train_seconds, seconds_since(epoch_start));
+                 e.epoch, e.epochs, e.train_loss, e.validation_map7, month_label(validation).c_str(),
+                 (unsigned long long)e.validation_customers, (unsigned long long)e.examples, e.examples_per_second,
+                 e.seconds);
         notice(buf);
-        if (map7 > best_map) {
-            best_map = map7;
-            best_epoch = epoch;
-            best_train_loss = train_loss;
-            best.take(model);
-            best_eval = ev;
-            since_best = 0;
-        } else if (++since_best > patience) {
-            notice("recsys.train: no improvement for " + std::to_string(since_best) + " epochs, stopping; keeping epoch " +
-                   std::to_string(best_epoch));
-            break;
-        }
-    }
-    best.restore(model);
+    };
+    callbacks.stopped_early = [&](uint32_t without_improvement, uint32_t best_epoch) {
+        notice("recsys.train: no improvement for " + std::to_string(without_improvement) +
+               " epochs, stopping; keeping epoch " + std::to_string(best_epoch));
+    };
+    SpiCustomerSource customers(*reader, model, max_id);
+    const TrainingResult trained = train_model(model, customers, options, callbacks);
+    if (trained.no_examples)
+        throw SqlError(ERRCODE_NO_DATA_FOUND,
+                       "no training examples: no customer of " + reader->relation_name() +
+                           " has snapshots in two consecutive months between " + month_label(first_target - 1) +
+                           " and " + month_label(validation - 1));
+    const MonthEvaluation &best_eval = trained.best_evaluation;
     reader.reset();
     const std::vector<uint8_t> bytes = serialize_model(model);
     const double seconds = seconds_since(started);
@@ -361,22 +296,27 @@ RECSYS_FUNCTION(recsys_train) {
         ", \"learning_rate\": " + num(learning_rate) + ", \"clip_norm\": " + num(clip_norm) +
         ", \"patience\": " + std::to_string(patience) + ", \"seed\": " + std::to_string(seed) +
         ", \"max_customers\": " + (has_max_customers ? std::to_string(max_customers) : std::string("null")) +
-        ", \"no_add_sample_rate\": " + num(kNoAddSampleRate) + ", \"optimizer\": \"adam\", \"loss\": \"masked_bce\"}";
+        ", \"no_add_sample_rate\": " + num(options.no_add_sample_rate) + ", \"optimizer\": \"adam\", \"loss\": \"masked_bce\"}";
     const std::string metrics =
         "{\"validation_month\": " + json_string(month_label(validation)) + ", \"map7\": " + num(best_eval.lstm.map()) +
         ", \"map7_adders\": " + num(best_eval.lstm.map_adders()) + ", \"precision7\": " + num(best_eval.lstm.precision()) +
         ", \"recall7\": " + num(best_eval.lstm.recall()) + ", \"coverage\": " + num(best_eval.lstm.coverage()) +
         ", \"validation_customers\": " + std::to_string(best_eval.lstm.customers()) +
-        ", \"validation_adders\": " + std::to_string(best_eval.lstm.adders()) + ", \"train_loss\": " + num(best_train_loss) +
-        ", \"best_epoch\": " + std::to_string(best_epoch) + ", \"epochs_run\": " + std::to_string(epochs_run) +
-        ", \"examples_per_second\": " + num(double(examples) * epochs_run / train_seconds) +
+        ", \"validation_adders\": " + std::to_string(best_eval.lstm.adders()) + ", \"train_loss\": " + num(trained.best_train_loss) +
+        ", \"best_epoch\": " + std::to_string(trained.best_epoch) +
+        ", \"epochs_run\": " + std::to_string(trained.epochs_run) +
+        ", \"examples_per_second\": " + num(double(trained.examples) * trained.epochs_run / trained.train_seconds) +
         ", \"seconds\": " + num(seconds) + "}";
     const std::string training_data =
         "{\"relation\": " + json_string(model.source.relation) + ", \"train_months\": [" +
         json_string(month_label(first_target)) + ", " + json_string(month_label(validation - 1)) +
-        "], \"validation_month\": " + json_string(month_label(validation)) + ", \"rows\": " + std::to_string(rows) +
-        ", \"customers\": " + std::to_string(customers) + ", \"examples\": " + std::to_string(examples) +
-        ", \"candidate_examples\": " + std::to_string(candidates) + ", \"fingerprint\": " + json_string(fingerprint) + "}";
+        "], \"validation_month\": " + json_string(month_label(validation)) +
+        ", \"rows\": " + std::to_string(trained.rows) + ", \"customers\": " + std::to_string(trained.customers) +
+        ", \"examples\": " + std::to_string(trained.examples) +
+        ", \"candidate_examples\": " + std::to_string(trained.candidates) +
+        ", \"fingerprint\": " + json_string(fingerprint) +
+        ", \"data_validation_id\": " + (data_validation_id >= 0 ? std::to_string(data_validation_id) : "null") +
+        ", \"data_override_reason\": " + (has_override ? json_string(override_reason) : "null") + "}";
     const std::string description = "recsys.train on " + model.source.relation;
 
     const int32_t version = pg_call([&] {

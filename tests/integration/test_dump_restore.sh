@@ -68,13 +68,13 @@ SELECT recsys.register_model('dr_sliding', recsys.untrained_model('dr.snapshots'
                              metrics => jsonb_build_object('map7', 0.01 * s, 'note', 'made up'),
                              training_data => '{"relation": "dr.snapshots"}', description => 'seed ' || s)
   FROM generate_series(1, 2) s;
-SELECT recsys.promote('dr_sliding', 1);
-SELECT recsys.promote('dr_sliding', 2);
+SELECT recsys.promote('dr_sliding', 1, force => true, reason => 'test fixture');
+SELECT recsys.promote('dr_sliding', 2, force => true, reason => 'test fixture');
 SELECT recsys.record_evaluation('dr_sliding', 2, '{"2015-07": {"lstm": {"map7": 0.5}}}');
 -- A model whose history runs from a start month: incremental scoring with stored states.
 SELECT recsys.register_model('dr_from_start', recsys.untrained_model('dr.snapshots', window_months => 12, hidden => 8,
                              seed => 5, start_month => '2015-01-28'));
-SELECT recsys.promote('dr_from_start', 1);
+SELECT recsys.promote('dr_from_start', 1, force => true, reason => 'test fixture');
 SELECT recsys.refresh_recommendations('dr_sliding');
 SELECT recsys.rebuild_states('dr_from_start');
 SQL

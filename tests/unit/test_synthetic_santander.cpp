@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/history.h"
@@ -411,6 +413,286 @@ TEST(SyntheticSantanderCsv, ProvinceNames) {
     EXPECT_EQ(recsys::santander_province_name(0), nullptr);
     EXPECT_EQ(recsys::santander_province_name(53), nullptr);
     EXPECT_EQ(recsys::santander_province_name(-1), nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The default output is pinned: a digest of every field (and the add probabilities) of 3,000
+// customers, computed before planted changes existed. Planted changes must not move it.
+
+uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const auto *b = static_cast<const unsigned char *>(p);
+    for (size_t i = 0; i < n; ++i) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+uint64_t fnv_str(uint64_t h, const char *s) { return s ? fnv(h, s, std::strlen(s) + 1) : fnv(h, "\xff", 1); }
+
+uint64_t digest(const SyntheticConfig &cfg, int64_t customers) {
+    SyntheticSantander gen(cfg);
+    std::vector<SyntheticRow> rows;
+    std::vector<recsys::AddProbabilities> probs;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int64_t i = 0; i < customers; ++i) {
+        gen.customer(i, rows, &probs);
+        for (size_t r = 0; r < rows.size(); ++r) {
+            const SyntheticRow &x = rows[r];
+            h = fnv(h, &x.month, 4);
+            h = fnv(h, &x.ncodpers, 8);
+            h = fnv(h, &x.ind_empleado, 1);
+            h = fnv_str(h, x.pais_residencia);
+            h = fnv(h, &x.sexo, 1);
+            h = fnv(h, &x.age, 4);
+            h = fnv(h, &x.fecha_alta_month, 4);
+            h = fnv(h, &x.fecha_alta_day, 4);
+            h = fnv(h, &x.ind_nuevo, 4);
+            h = fnv(h, &x.antiguedad, 4);
+            h = fnv(h, &x.indrel, 4);
+            h = fnv(h, &x.tiprel_1mes, 1);
+            h = fnv(h, &x.indresi, 1);
+            h = fnv(h, &x.indext, 1);
+            h = fnv_str(h, x.canal_entrada);
+            h = fnv(h, &x.cod_prov, 4);
+            h = fnv(h, &x.ind_actividad_cliente, 4);
+            h = fnv(h, &x.renta, 8);
+            h = fnv_str(h, x.segmento);
+            h = fnv(h, x.products, 24);
+            h = fnv(h, probs[r].data(), sizeof(float) * 24);
+        }
+    }
+    return h;
+}
+
+TEST(SyntheticSantanderPlanted, DefaultOutputUnchanged) {
+    EXPECT_EQ(digest(SyntheticConfig{}, 3000), 0xc227475a9c71b3ccULL);
+    // A change from a month after the window changes nothing either.
+    SyntheticConfig cfg;
+    recsys::PlantedChange later;
+    later.from_month = cfg.first_month + cfg.months;
+    later.uptake_product = 4;
+    later.uptake_factor = 5;
+    later.swap_a = 2;
+    later.swap_b = 3;
+    later.shift_column = recsys::PlantedColumn::Renta;
+    later.shift_factor = 2;
+    cfg.planted.push_back(later);
+    EXPECT_EQ(digest(cfg, 3000), 0xc227475a9c71b3ccULL);
+}
+
+constexpr int kCno = 4, kEcue = 12, kViv = 20, kRecibo = 23;
+
+bool blank_row(const SyntheticRow &r) { return r.age < 0 && r.indrel < 0 && r.ind_nuevo < 0; }
+
+// Whether a default row is in the segment (false for blank rows, whose segment is not shown).
+bool shows_segment(const SyntheticRow &r, const char *segment) { return !blank_row(r) && same_cstr(r.segmento, segment); }
+
+// A config with one planted change from June 2015, to be filled in.
+SyntheticConfig planted_config() {
+    SyntheticConfig cfg;
+    cfg.planted.emplace_back();
+    cfg.planted[0].from_month = recsys::month_index(2015, 6);
+    return cfg;
+}
+
+TEST(SyntheticSantanderPlanted, SwapExchangesTwoFlagsOfTheSegmentOnly) {
+    SyntheticConfig cfg = planted_config();
+    cfg.planted[0].segment = 2;
+    cfg.planted[0].swap_a = kEcue;
+    cfg.planted[0].swap_b = kViv;
+    const auto base = generate(SyntheticConfig{}, 3000), planted = generate(cfg, 3000);
+    size_t swapped = 0, differing = 0, unchanged = 0;
+    for (size_t i = 0; i < base.size(); ++i) {
+        ASSERT_EQ(base[i].size(), planted[i].size());
+        for (size_t r = 0; r < base[i].size(); ++r) {
+            const SyntheticRow &b = base[i][r], &p = planted[i][r];
+            SyntheticRow expected = b;
+            std::swap(expected.products[kEcue], expected.products[kViv]);
+            if (b.month >= cfg.planted[0].from_month && shows_segment(b, "03 - UNIVERSITARIO")) {
+                EXPECT_TRUE(same_row(p, expected)) << i << " " << r;
+                ++swapped;
+                if (b.products[kEcue] != b.products[kViv]) ++differing;
+            } else if (b.month < cfg.planted[0].from_month || !blank_row(b)) {
+                EXPECT_TRUE(same_row(p, b)) << i << " " << r;
+                ++unchanged;
+            } else {  // a blank row of the window: swapped when its customer is a student then
+                EXPECT_TRUE(same_row(p, b) || same_row(p, expected)) << i << " " << r;
+            }
+        }
+    }
+    EXPECT_GT(swapped, 5000u);
+    EXPECT_GT(differing, 300u);  // students hold ecue often, viv never
+    EXPECT_GT(unchanged, 20000u);
+}
+
+TEST(SyntheticSantanderPlanted, ShiftScalesOneColumnOfTheSegmentOnly) {
+    SyntheticConfig cfg = planted_config();
+    cfg.planted[0].segment = 2;
+    cfg.planted[0].shift_column = recsys::PlantedColumn::Renta;
+    cfg.planted[0].shift_factor = 1.5;
+    const auto base = generate(SyntheticConfig{}, 3000), planted = generate(cfg, 3000);
+    size_t shifted = 0;
+    for (size_t i = 0; i < base.size(); ++i) {
+        ASSERT_EQ(base[i].size(), planted[i].size());
+        for (size_t r = 0; r < base[i].size(); ++r) {
+            const SyntheticRow &b = base[i][r], &p = planted[i][r];
+            SyntheticRow expected = b;
+            if (b.month >= cfg.planted[0].from_month && shows_segment(b, "03 - UNIVERSITARIO") && !std::isnan(b.renta)) {
+                expected.renta = std::floor(std::floor(b.renta * 100.0 + 0.5) * 1.5 + 0.5) * 0.01;
+                EXPECT_NEAR(p.renta / b.renta, 1.5, 1e-6);
+                ++shifted;
+            }
+            EXPECT_TRUE(same_row(p, expected)) << i << " " << r;  // blank rows: renta missing, unchanged
+        }
+    }
+    EXPECT_GT(shifted, 4000u);
+
+    cfg.planted[0].segment = -1;  // everyone, age
+    cfg.planted[0].shift_column = recsys::PlantedColumn::Age;
+    cfg.planted[0].shift_factor = 2;
+    const auto aged = generate(cfg, 500);
+    for (size_t i = 0; i < aged.size(); ++i)
+        for (size_t r = 0; r < aged[i].size(); ++r) {
+            const SyntheticRow &b = base[i][r], &p = aged[i][r];
+            SyntheticRow expected = b;
+            if (b.month >= cfg.planted[0].from_month && b.age >= 0) expected.age = 2 * b.age;
+            EXPECT_TRUE(same_row(p, expected)) << i << " " << r;
+        }
+}
+
+TEST(SyntheticSantanderPlanted, UptakeMultipliesOneProductsAddsInTheSegment) {
+    SyntheticConfig cfg = planted_config();
+    cfg.planted[0].segment = 1;  // 02 - PARTICULARES
+    cfg.planted[0].uptake_product = kCno;
+    cfg.planted[0].uptake_factor = 3;
+    constexpr int64_t n = 20000;
+    SyntheticSantander base_gen{SyntheticConfig{}}, planted_gen{cfg};
+    std::vector<SyntheticRow> b, p;
+    std::vector<recsys::AddProbabilities> bp, pp;
+    // Adds of cno and of every other product in matching rows (the row before not holding it).
+    double base_adds = 0, planted_adds = 0, base_other = 0, planted_other = 0, base_exposure = 0, planted_exposure = 0;
+    size_t identical_customers = 0, checked_probabilities = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        base_gen.customer(i, b, &bp);
+        planted_gen.customer(i, p, &pp);
+        ASSERT_EQ(b.size(), p.size());
+        bool ever_matches = false;
+        for (size_t r = 0; r < b.size(); ++r) {
+            if (b[r].month < cfg.planted[0].from_month) {
+                EXPECT_TRUE(same_row(b[r], p[r])) << i << " " << r;  // nothing changes before from_month
+                continue;
+            }
+            if (blank_row(b[r]) || shows_segment(b[r], "02 - PARTICULARES")) ever_matches = true;
+            // Who the customer is never changes: only holdings and activity follow the uptake.
+            SyntheticRow same = p[r];
+            std::memcpy(same.products, b[r].products, sizeof same.products);
+            same.ind_actividad_cliente = b[r].ind_actividad_cliente;
+            same.tiprel_1mes = b[r].tiprel_1mes;
+            EXPECT_TRUE(same_row(same, b[r])) << i << " " << r;
+            if (r == 0 || !shows_segment(b[r], "02 - PARTICULARES") || b[r - 1].month < cfg.planted[0].from_month - 1)
+                continue;
+            if (b[r].month == cfg.planted[0].from_month) {
+                // The state before from_month is the same: the add probabilities differ by the factor only.
+                for (int q = 0; q < 24; ++q) {
+                    if (q == kCno && bp[r][q] < 0.85f / 3) {
+                        EXPECT_NEAR(pp[r][q], 3 * bp[r][q], 1e-6 + 1e-5 * bp[r][q]);
+                    } else if (q != kCno) {
+                        EXPECT_EQ(pp[r][q], bp[r][q]) << q;
+                    }
+                }
+                ++checked_probabilities;
+            }
+            base_exposure += !b[r - 1].products[kCno];
+            planted_exposure += !p[r - 1].products[kCno];
+            if (!b[r - 1].products[kCno] && b[r].products[kCno]) ++base_adds;
+            if (!p[r - 1].products[kCno] && p[r].products[kCno]) ++planted_adds;
+            for (int q = 0; q < 24; ++q) {
+                if (q == kCno) continue;
+                if (!b[r - 1].products[q] && b[r].products[q]) ++base_other;
+                if (!p[r - 1].products[q] && p[r].products[q]) ++planted_other;
+            }
+        }
+        if (!ever_matches) {
+            for (size_t r = 0; r < b.size(); ++r) EXPECT_TRUE(same_row(b[r], p[r])) << i << " " << r;
+            ++identical_customers;
+        }
+    }
+    EXPECT_GT(checked_probabilities, 5000u);
+    EXPECT_GT(identical_customers, 5000u);
+    ASSERT_GT(base_adds, 200);
+    // Adds per month of a customer not holding cno the month before.
+    const double ratio = (planted_adds / planted_exposure) / (base_adds / base_exposure);
+    const double other_ratio = planted_other / base_other;
+    std::printf("cno adds in matching rows: %.0f of %.0f -> %.0f of %.0f non-holder months (rate x%.2f); other adds x%.3f\n",
+                base_adds, base_exposure, planted_adds, planted_exposure, ratio, other_ratio);
+    // Below 3: the extra adds take the most eager customers out of the non-holders.
+    EXPECT_GT(ratio, 2.3);
+    EXPECT_LT(ratio, 3.5);
+    EXPECT_GT(other_ratio, 0.9);  // a little more activity after the extra adds, nothing more
+    EXPECT_LT(other_ratio, 1.2);
+}
+
+TEST(SyntheticSantanderPlanted, ChangesComposeInOrder) {
+    // An uptake change for everyone, then a swap for students: the same rows as the uptake alone
+    // with the students' flags swapped.
+    SyntheticConfig drift = planted_config();
+    drift.planted[0].uptake_product = kCno;
+    drift.planted[0].uptake_factor = 4;
+    SyntheticConfig both = drift;
+    both.planted.emplace_back();
+    both.planted[1].from_month = recsys::month_index(2015, 1);
+    both.planted[1].segment = 2;
+    both.planted[1].swap_a = kEcue;
+    both.planted[1].swap_b = kViv;
+    const auto a = generate(drift, 2000), b = generate(both, 2000);
+    size_t swapped = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i].size(), b[i].size());
+        for (size_t r = 0; r < a[i].size(); ++r) {
+            SyntheticRow expected = a[i][r];
+            if (shows_segment(a[i][r], "03 - UNIVERSITARIO")) {
+                std::swap(expected.products[kEcue], expected.products[kViv]);
+                ++swapped;
+            }
+            if (!blank_row(a[i][r])) {
+                EXPECT_TRUE(same_row(b[i][r], expected)) << i << " " << r;
+            }
+        }
+    }
+    EXPECT_GT(swapped, 3000u);
+}
+
+TEST(SyntheticSantanderPlanted, RejectsBadChanges) {
+    auto rejects = [](void (*edit)(recsys::PlantedChange &)) {
+        SyntheticConfig cfg = planted_config();
+        cfg.planted[0].uptake_product = kRecibo;
+        cfg.planted[0].uptake_factor = 2;
+        cfg.planted.push_back(cfg.planted[0]);
+        edit(cfg.planted[1]);  // the second of two changes
+        EXPECT_THROW(SyntheticSantander{cfg}, std::exception);
+    };
+    {
+        SyntheticConfig ok = planted_config();
+        ok.planted[0].uptake_product = kRecibo;
+        ok.planted[0].uptake_factor = 2;
+        EXPECT_NO_THROW(SyntheticSantander{ok});
+    }
+    rejects([](recsys::PlantedChange &p) { p.uptake_product = -1; });  // nothing planted
+    rejects([](recsys::PlantedChange &p) { p.uptake_factor = 0; });
+    rejects([](recsys::PlantedChange &p) { p.uptake_factor = std::nan(""); });
+    rejects([](recsys::PlantedChange &p) { p.uptake_product = 24; });
+    rejects([](recsys::PlantedChange &p) { p.segment = 3; });
+    rejects([](recsys::PlantedChange &p) { p.from_month = -1; });
+    rejects([](recsys::PlantedChange &p) { p.swap_a = 2; p.swap_b = 2; });
+    rejects([](recsys::PlantedChange &p) { p.swap_a = 2; });
+    rejects([](recsys::PlantedChange &p) { p.shift_column = recsys::PlantedColumn::Renta; p.shift_factor = -1; });
+    EXPECT_EQ(recsys::synthetic_segment_index("03 - UNIVERSITARIO"), 2);
+    EXPECT_EQ(recsys::synthetic_segment_index("01 - TOP"), 0);
+    EXPECT_EQ(recsys::synthetic_segment_index("TOP"), -1);
+    EXPECT_EQ(recsys::synthetic_segment_index(nullptr), -1);
+    EXPECT_EQ(recsys::synthetic_product_index("ind_cco_fin_ult1"), 2);
+    EXPECT_EQ(recsys::synthetic_product_index("ind_recibo_ult1"), 23);
+    EXPECT_EQ(recsys::synthetic_product_index("ind_cco"), -1);
 }
 
 TEST(SyntheticSantander, RejectsBadConfig) {

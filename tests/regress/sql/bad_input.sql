@@ -3,7 +3,7 @@ SET client_min_messages = warning;
 CREATE SCHEMA bad;
 CREATE TABLE bad.snapshots AS SELECT * FROM recsys.generate_santander(50, months => 5);
 SELECT recsys.register_model('bad_model', recsys.untrained_model('bad.snapshots', window_months => 3, hidden => 4));
-SELECT recsys.promote('bad_model', 1);
+SELECT recsys.promote('bad_model', 1, force => true, reason => 'test fixture');
 RESET client_min_messages;
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never

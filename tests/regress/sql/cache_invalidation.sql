@@ -5,7 +5,7 @@ CREATE SCHEMA ci;
 CREATE TABLE ci.snapshots AS SELECT * FROM recsys.generate_santander(40, months => 4);
 SELECT recsys.register_model('ci_model', recsys.untrained_model('ci.snapshots', window_months => 3, hidden => 4, seed => s))
   FROM generate_series(1, 2) s;
-SELECT recsys.promote('ci_model', 1);
+SELECT recsys.promote('ci_model', 1, force => true, reason => 'test fixture');
 RESET client_min_messages;
 
 -- A second session that keeps its backend (and its model cache) across statements.
@@ -20,7 +20,7 @@ SELECT ci.other_session_version() AS before_promote;
 
 -- Uncommitted promote: the other session still scores with version 1.
 BEGIN;
-SELECT recsys.promote('ci_model', 2);
+SELECT recsys.promote('ci_model', 2, force => true, reason => 'test fixture');
 SELECT ci.other_session_version() AS during_uncommitted_promote;
 COMMIT;
 SELECT ci.other_session_version() AS after_commit;
@@ -37,7 +37,7 @@ SELECT ci.other_session_version() AS after_rollback;
 
 -- Same backend, same transaction: a promote is seen by the next statement.
 BEGIN;
-SELECT recsys.promote('ci_model', 2);
+SELECT recsys.promote('ci_model', 2, force => true, reason => 'test fixture');
 SELECT recsys.score_customer(15889, 'ci_model') = recsys.score_customer(15889, 'ci_model', 2) AS sees_own_promote;
 ROLLBACK;
 SELECT recsys.score_customer(15889, 'ci_model') = recsys.score_customer(15889, 'ci_model', 1) AS back_to_v1;

@@ -8,9 +8,9 @@ ALTER TABLE inc.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
 SELECT recsys.register_model('inc_model', recsys.untrained_model('inc.snapshots', window_months => 12, hidden => 16,
                              seed => s, start_month => '2015-01-28'))
   FROM generate_series(1, 2) s;
-SELECT recsys.promote('inc_model', 1);
+SELECT recsys.promote('inc_model', 1, force => true, reason => 'test fixture');
 SELECT recsys.register_model('inc_sliding', recsys.untrained_model('inc.snapshots', window_months => 4, hidden => 4));
-SELECT recsys.promote('inc_sliding', 1);
+SELECT recsys.promote('inc_sliding', 1, force => true, reason => 'test fixture');
 RESET client_min_messages;
 
 SELECT feature_spec -> 'history' AS history FROM recsys.models WHERE name = 'inc_model' AND version = 1;
@@ -56,7 +56,7 @@ SELECT count(*) AS customers_in_august,
 SELECT recsys.advance_customer('inc_model', 15889 + 50) = (SELECT top_products FROM full_august WHERE customer_id = 15889 + 50) AS nothing_new_same_answer;
 
 -- A promote clears the states of that model; the next advance recomputes them.
-SELECT recsys.promote('inc_model', 2);
+SELECT recsys.promote('inc_model', 2, force => true, reason => 'test fixture');
 SELECT count(*) AS states_after_promote FROM recsys.customer_states WHERE model_name = 'inc_model';
 SELECT recsys.advance_month('inc_model', '2015-08-28') = (SELECT count(DISTINCT ncodpers) FROM inc.snapshots) AS rebuilt_everyone;
 SELECT DISTINCT model_version FROM recsys.customer_states WHERE model_name = 'inc_model';

@@ -18,7 +18,7 @@ CREATE TABLE mon.snapshots AS SELECT * FROM mon.all_months WHERE fecha_dato < '2
 CREATE INDEX ON mon.snapshots (ncodpers, fecha_dato);
 SELECT recsys.register_model('mon_model', recsys.untrained_model('mon.snapshots', window_months => 12, hidden => 8,
                              start_month => '2015-01-01'));
-SELECT recsys.promote('mon_model', 1);
+SELECT recsys.promote('mon_model', 1, force => true, reason => 'test fixture');
 RESET client_min_messages;
 
 -- States through May, then June and July land together (a late load): each month is
@@ -41,7 +41,7 @@ SET client_min_messages = warning;
 CREATE TABLE mon.feb AS SELECT * FROM mon.all_months WHERE fecha_dato < '2015-02-01';
 SELECT recsys.register_model('mon_feb', recsys.untrained_model('mon.feb', window_months => 12, hidden => 8,
                              start_month => '2015-01-01'));
-SELECT recsys.promote('mon_feb', 1);
+SELECT recsys.promote('mon_feb', 1, force => true, reason => 'test fixture');
 RESET client_min_messages;
 SELECT recsys.rebuild_states('mon_feb') AS january;
 INSERT INTO mon.feb SELECT * FROM mon.all_months WHERE fecha_dato >= '2015-02-01' AND fecha_dato < '2015-04-01';

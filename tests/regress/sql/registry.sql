@@ -23,11 +23,11 @@ SELECT f->>'column' AS column, f->>'kind' AS kind, f->>'role' AS role
 SELECT recsys.recommend(15889, model => 'reg_model');
 
 -- Promote, promote again, roll back twice.
-SELECT recsys.promote('reg_model', 1);
+SELECT recsys.promote('reg_model', 1, force => true, reason => 'test fixture');
 SELECT version, status FROM recsys.models WHERE name = 'reg_model' ORDER BY version;
-SELECT recsys.promote('reg_model', 2);
+SELECT recsys.promote('reg_model', 2, force => true, reason => 'test fixture');
 SELECT version, status FROM recsys.models WHERE name = 'reg_model' ORDER BY version;
-SELECT recsys.promote('reg_model', 3);
+SELECT recsys.promote('reg_model', 3, force => true, reason => 'test fixture');
 SELECT recsys.rollback('reg_model');
 SELECT version, status FROM recsys.models WHERE name = 'reg_model' ORDER BY version;
 SELECT recsys.rollback('reg_model');
@@ -36,19 +36,19 @@ SELECT recsys.rollback('reg_model');
 SELECT name, version, action, previous_version FROM recsys.model_events WHERE name = 'reg_model' ORDER BY id;
 
 -- Promoting the production version again changes nothing.
-SELECT recsys.promote('reg_model', 1);
+SELECT recsys.promote('reg_model', 1, force => true, reason => 'test fixture');
 
 -- A rolled-back promotion leaves no trace; scoring inside the transaction sees it at once.
 BEGIN;
-SELECT recsys.promote('reg_model', 3);
+SELECT recsys.promote('reg_model', 3, force => true, reason => 'test fixture');
 SELECT recsys.score_customer(15889, 'reg_model') = recsys.score_customer(15889, 'reg_model', 3) AS uses_v3;
 ROLLBACK;
 SELECT version, status FROM recsys.models WHERE name = 'reg_model' ORDER BY version;
 SELECT recsys.score_customer(15889, 'reg_model') = recsys.score_customer(15889, 'reg_model', 1) AS uses_v1;
 
 -- Unknown models and versions.
-SELECT recsys.promote('reg_model', 9);
-SELECT recsys.promote('no_such_model', 1);
+SELECT recsys.promote('reg_model', 9, force => true, reason => 'test fixture');
+SELECT recsys.promote('no_such_model', 1, force => true, reason => 'test fixture');
 SELECT recsys.rollback('no_such_model');
 SELECT recsys.register_model(NULL, (SELECT model FROM reg.blobs WHERE seed = 1));
 SELECT recsys.register_model('bad name!', (SELECT model FROM reg.blobs WHERE seed = 1));
@@ -81,16 +81,17 @@ GRANT USAGE ON SCHEMA reg TO recsys_analyst, recsys_mlops;
 GRANT SELECT ON reg.snapshots, reg.blobs TO recsys_analyst, recsys_mlops;
 GRANT recsys_reader TO recsys_analyst;
 GRANT recsys_admin TO recsys_mlops;
+GRANT recsys_override TO recsys_mlops;  -- may skip the gate (promotion_gate.sql tests the gate)
 SET ROLE recsys_analyst;
 SELECT cardinality(recsys.recommend(15889, model => 'reg_model')) AS analyst_can_score;
-SELECT recsys.promote('reg_model', 2);
+SELECT recsys.promote('reg_model', 2, force => true, reason => 'test fixture');
 SELECT recsys.register_model('reg_model', model) FROM reg.blobs WHERE seed = 1;
 SELECT recsys.register_model_file('reg_file', '/tmp/recsys_regress_model.bin');
 SELECT recsys.read_model_file('/tmp/recsys_regress_model.bin');
 DELETE FROM recsys.models;
 RESET ROLE;
 SET ROLE recsys_mlops;
-SELECT recsys.promote('reg_model', 2);
+SELECT recsys.promote('reg_model', 2, force => true, reason => 'test fixture');
 SELECT recsys.register_model('reg_model', model) AS version FROM reg.blobs WHERE seed = 1;
 SELECT name, version, status, created_by FROM recsys.models WHERE name = 'reg_model' ORDER BY version;
 SELECT recsys.register_model_file('reg_file', '/tmp/recsys_regress_model.bin');

@@ -10,12 +10,12 @@ ALTER TABLE rl.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
 -- The format's longest window (240 months) with 512 hidden units, a narrow model with the same
 -- window, and a from-start one.
 SELECT recsys.register_model('rl_big', recsys.untrained_model('rl.snapshots', window_months => 240, hidden => 512, seed => 1));
-SELECT recsys.promote('rl_big', 1);
+SELECT recsys.promote('rl_big', 1, force => true, reason => 'test fixture');
 SELECT recsys.register_model('rl_narrow', recsys.untrained_model('rl.snapshots', window_months => 240, hidden => 16, seed => 2));
-SELECT recsys.promote('rl_narrow', 1);
+SELECT recsys.promote('rl_narrow', 1, force => true, reason => 'test fixture');
 SELECT recsys.register_model('rl_inc', recsys.untrained_model('rl.snapshots', window_months => 240, hidden => 16, seed => 3,
                                                               start_month => '2015-01-28'));
-SELECT recsys.promote('rl_inc', 1);
+SELECT recsys.promote('rl_inc', 1, force => true, reason => 'test fixture');
 CREATE TEMP TABLE narrow_default AS SELECT customer_id, products, scores FROM recsys.score_all('rl_narrow');
 CREATE TEMP TABLE big_default AS
 SELECT * FROM recsys.recommend_many(ARRAY[15889, 15890, 15891], model => 'rl_big');

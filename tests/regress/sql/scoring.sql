@@ -5,7 +5,7 @@ CREATE TABLE sc.snapshots AS SELECT * FROM recsys.generate_santander(300, months
 ALTER TABLE sc.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
 SELECT recsys.register_model('sc_model', recsys.untrained_model('sc.snapshots', window_months => 6, hidden => 16, seed => 11));
 SELECT recsys.register_model('sc_model', recsys.untrained_model('sc.snapshots', window_months => 6, hidden => 16, seed => 12));
-SELECT recsys.promote('sc_model', 1);
+SELECT recsys.promote('sc_model', 1, force => true, reason => 'test fixture');
 RESET client_min_messages;
 -- No JIT: the scoring functions' row estimates (ROWS 1000000) would make the small queries
 -- below compile for longer than they run.
@@ -154,7 +154,7 @@ CREATE MATERIALIZED VIEW sc.next_products AS
 SELECT customer_id, model_version, products, scores FROM recsys.score_all('sc_model', 7);
 CREATE UNIQUE INDEX ON sc.next_products (customer_id);
 SELECT count(*) AS materialized, min(model_version) AS version FROM sc.next_products;
-SELECT recsys.promote('sc_model', 2);
+SELECT recsys.promote('sc_model', 2, force => true, reason => 'test fixture');
 REFRESH MATERIALIZED VIEW CONCURRENTLY sc.next_products;
 SELECT count(*) AS refreshed_concurrently, min(model_version) AS version FROM sc.next_products;
 REFRESH MATERIALIZED VIEW sc.next_products;
