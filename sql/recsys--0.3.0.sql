@@ -922,7 +922,9 @@ REVOKE ALL ON SEQUENCE recsys.data_validations_id_seq, recsys.model_validations_
               recsys.training_runs_id_seq, recsys.shadow_log_id_seq FROM PUBLIC;
 GRANT SELECT ON recsys.gate_rules, recsys.model_validations, recsys.training_runs, recsys.shadow_deployments,
                 recsys.model_cards TO recsys_reader;
-GRANT SELECT ON recsys.data_validations, recsys.shadow_log TO recsys_admin;
+GRANT SELECT ON recsys.data_validations TO recsys_admin;
+-- Admins prune the shadow log (it has no retention of its own).
+GRANT SELECT, DELETE ON recsys.shadow_log TO recsys_admin;
 
 -- ==== sql/0.3.0/15_generator.sql
 -- recsys.generate_santander() gains an optional planted change (docs/generated-data.md,
