@@ -794,6 +794,10 @@ CREATE TABLE recsys.gate_rules (
     subpopulations_must_pass boolean          NOT NULL,
     -- Subpopulations smaller than this are reported but never fail the gate.
     min_subpopulation_customers integer       NOT NULL CHECK (min_subpopulation_customers > 0),
+    -- The level of the subpopulations' intervals: higher than the overall one, because some
+    -- twenty subpopulations are judged at once (a Bonferroni-style correction).
+    subpopulation_confidence double precision NOT NULL
+                             CHECK (subpopulation_confidence > 0.5 AND subpopulation_confidence < 1),
     resamples                integer          NOT NULL CHECK (resamples BETWEEN 100 AND 100000),
     confidence               double precision NOT NULL CHECK (confidence > 0.5 AND confidence < 1),
     seed                     bigint           NOT NULL,
@@ -1728,22 +1732,24 @@ GRANT EXECUTE ON FUNCTION recsys.train(text, text, integer, date, integer, integ
 -- age band, income band, tenure, channel, add history; the candidate's features decide which),
 -- and a SHA-256 fingerprint of the evaluated rows. Deterministic for a given seed. Result:
 --   {"relation", "month" (YYYY-MM-DD), "customers", "adders", "fingerprint" (hex), "resamples",
---    "confidence", "seed",
+--    "confidence", "subpopulation_confidence", "seed",
 --    "candidate": {"version", "map7", "map7_adders", "precision7", "recall7", "coverage"},
 --    "baseline": {... the same ...} or null,
 --    "difference": {"mean", "low", "high"} or null,
 --    "subpopulations": [{"dimension", "value", "customers", "adders", "candidate_map7",
 --                        "baseline_map7", "difference", "low", "high"}]}
 -- baseline NULL: the candidate alone (baseline, difference and the subpopulations' baseline
--- and difference fields null). month NULL: the relation's latest month.
+-- and difference fields null). month NULL: the relation's latest month. The subpopulations'
+-- intervals are at subpopulation_confidence (NULL: confidence).
 CREATE FUNCTION recsys.compare_versions(model_name text, candidate integer, baseline integer, month date,
                                         resamples integer DEFAULT 1000,
                                         confidence double precision DEFAULT 0.95,
-                                        seed bigint DEFAULT 42)
+                                        seed bigint DEFAULT 42,
+                                        subpopulation_confidence double precision DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'recsys_compare_versions' LANGUAGE C STABLE;
-COMMENT ON FUNCTION recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint) IS 'Evaluates two versions of a model (baseline NULL: the candidate alone) on the same customers of one month (NULL: the latest) and compares them: MAP@7 of each, paired bootstrap interval on the difference overall and per subpopulation, fingerprint of the evaluated rows; changes nothing';
-GRANT EXECUTE ON FUNCTION recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint)
+COMMENT ON FUNCTION recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint, double precision) IS 'Evaluates two versions of a model (baseline NULL: the candidate alone) on the same customers of one month (NULL: the latest) and compares them: MAP@7 of each, paired bootstrap interval on the difference overall and per subpopulation, fingerprint of the evaluated rows; changes nothing';
+GRANT EXECUTE ON FUNCTION recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint, double precision)
     TO recsys_admin;
 
 -- ==== sql/0.3.0/40_promotion_gate.sql
@@ -1777,6 +1783,9 @@ BEGIN
         rule.allow_upper_below_zero := false;   -- nor clearly worse (interval below 0),
         rule.subpopulations_must_pass := true;  -- nor clearly worse in a subpopulation
         rule.min_subpopulation_customers := 200;
+        -- 1 - 0.05 / 25: at most a 5% chance that an equally good candidate fails on one of
+        -- up to 25 judged subpopulations by chance.
+        rule.subpopulation_confidence := 0.998;
         rule.resamples := 1000;
         rule.confidence := 0.95;
         rule.seed := 42;
@@ -1803,12 +1812,14 @@ BEGIN
     END IF;
     SELECT k INTO unknown FROM jsonb_object_keys(changes) k
      WHERE k NOT IN ('min_map7', 'max_drop_absolute', 'max_drop_relative', 'allow_upper_below_zero',
-                     'subpopulations_must_pass', 'min_subpopulation_customers', 'resamples', 'confidence', 'seed')
+                     'subpopulations_must_pass', 'min_subpopulation_customers', 'subpopulation_confidence',
+                     'resamples', 'confidence', 'seed')
      LIMIT 1;
     IF unknown IS NOT NULL THEN
         RAISE EXCEPTION 'unknown gate rule field "%"', unknown USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Fields: min_map7, max_drop_absolute, max_drop_relative, allow_upper_below_zero, '
-                   'subpopulations_must_pass, min_subpopulation_customers, resamples, confidence, seed.';
+                   'subpopulations_must_pass, min_subpopulation_customers, subpopulation_confidence, resamples, '
+                   'confidence, seed.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_name) THEN
         RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
@@ -1822,7 +1833,8 @@ BEGIN
         min_map7 = EXCLUDED.min_map7, max_drop_absolute = EXCLUDED.max_drop_absolute,
         max_drop_relative = EXCLUDED.max_drop_relative, allow_upper_below_zero = EXCLUDED.allow_upper_below_zero,
         subpopulations_must_pass = EXCLUDED.subpopulations_must_pass,
-        min_subpopulation_customers = EXCLUDED.min_subpopulation_customers, resamples = EXCLUDED.resamples,
+        min_subpopulation_customers = EXCLUDED.min_subpopulation_customers,
+        subpopulation_confidence = EXCLUDED.subpopulation_confidence, resamples = EXCLUDED.resamples,
         confidence = EXCLUDED.confidence, seed = EXCLUDED.seed, updated_at = EXCLUDED.updated_at,
         updated_by = EXCLUDED.updated_by;
     RETURN rule;
@@ -1927,7 +1939,8 @@ BEGIN
     last_month := recsys.last_training_month(candidate.training_data);
     IF eval_month IS NULL THEN
         figures := recsys.compare_versions(model_name, candidate_version, production.version, NULL,
-                                           rule.resamples, rule.confidence, rule.seed);
+                                           rule.resamples, rule.confidence, rule.seed,
+                                           rule.subpopulation_confidence);
         eval_month := date_trunc('month', (figures ->> 'month')::date)::date;
     END IF;
     IF last_month IS NOT NULL AND eval_month <= last_month THEN
@@ -1938,7 +1951,8 @@ BEGIN
     END IF;
     IF figures IS NULL THEN
         figures := recsys.compare_versions(model_name, candidate_version, production.version, eval_month,
-                                           rule.resamples, rule.confidence, rule.seed);
+                                           rule.resamples, rule.confidence, rule.seed,
+                                           rule.subpopulation_confidence);
     END IF;
     IF last_month IS NULL THEN
         notes := notes || 'the candidate''s training months are not recorded: this month may not be held out'::text;
@@ -1977,9 +1991,10 @@ BEGIN
                         WHERE (s ->> 'customers')::bigint >= rule.min_subpopulation_customers
                           AND (s ->> 'high')::double precision < 0
                         ORDER BY (s ->> 'difference')::double precision LOOP
-                failures := failures || format('clearly worse for %s = %s (%s customers): MAP@7 difference %s, interval [%s, %s]',
+                failures := failures || format('clearly worse for %s = %s (%s customers): MAP@7 difference %s, %s%% interval [%s, %s]',
                                                sub ->> 'dimension', sub ->> 'value', sub ->> 'customers',
                                                round((sub ->> 'difference')::numeric, 5),
+                                               round((100 * rule.subpopulation_confidence)::numeric, 1),
                                                round((sub ->> 'low')::numeric, 5), round((sub ->> 'high')::numeric, 5));
             END LOOP;
         END IF;

@@ -99,6 +99,8 @@ run_integration "santander loader" env PGDATABASE=recsys_integration tests/integ
 run_integration "generated CSV round trip" env PGDATABASE=recsys_integration tests/integration/test_generated_csv_roundtrip.sh
 run_integration "dump and restore" tests/integration/test_dump_restore.sh
 run_integration "upgrade" tests/integration/test_upgrade.sh
+# Starts its own cluster (pg_cron must be preloaded) on RECSYS_LIFECYCLE_PORT (default 55434).
+run_integration "lifecycle" tests/integration/test_lifecycle.sh
 run_integration "torch parity" /usr/bin/python3 tests/integration/test_torch_parity.py --cli build/recsys_model_cli
 for t in tests/integration/test_*.py; do
     case "$t" in */test_torch_parity.py) continue ;; esac

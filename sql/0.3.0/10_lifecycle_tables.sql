@@ -68,6 +68,10 @@ CREATE TABLE recsys.gate_rules (
     subpopulations_must_pass boolean          NOT NULL,
     -- Subpopulations smaller than this are reported but never fail the gate.
     min_subpopulation_customers integer       NOT NULL CHECK (min_subpopulation_customers > 0),
+    -- The level of the subpopulations' intervals: higher than the overall one, because some
+    -- twenty subpopulations are judged at once (a Bonferroni-style correction).
+    subpopulation_confidence double precision NOT NULL
+                             CHECK (subpopulation_confidence > 0.5 AND subpopulation_confidence < 1),
     resamples                integer          NOT NULL CHECK (resamples BETWEEN 100 AND 100000),
     confidence               double precision NOT NULL CHECK (confidence > 0.5 AND confidence < 1),
     seed                     bigint           NOT NULL,

@@ -28,6 +28,9 @@ BEGIN
         rule.allow_upper_below_zero := false;   -- nor clearly worse (interval below 0),
         rule.subpopulations_must_pass := true;  -- nor clearly worse in a subpopulation
         rule.min_subpopulation_customers := 200;
+        -- 1 - 0.05 / 25: at most a 5% chance that an equally good candidate fails on one of
+        -- up to 25 judged subpopulations by chance.
+        rule.subpopulation_confidence := 0.998;
         rule.resamples := 1000;
         rule.confidence := 0.95;
         rule.seed := 42;
@@ -54,12 +57,14 @@ BEGIN
     END IF;
     SELECT k INTO unknown FROM jsonb_object_keys(changes) k
      WHERE k NOT IN ('min_map7', 'max_drop_absolute', 'max_drop_relative', 'allow_upper_below_zero',
-                     'subpopulations_must_pass', 'min_subpopulation_customers', 'resamples', 'confidence', 'seed')
+                     'subpopulations_must_pass', 'min_subpopulation_customers', 'subpopulation_confidence',
+                     'resamples', 'confidence', 'seed')
      LIMIT 1;
     IF unknown IS NOT NULL THEN
         RAISE EXCEPTION 'unknown gate rule field "%"', unknown USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Fields: min_map7, max_drop_absolute, max_drop_relative, allow_upper_below_zero, '
-                   'subpopulations_must_pass, min_subpopulation_customers, resamples, confidence, seed.';
+                   'subpopulations_must_pass, min_subpopulation_customers, subpopulation_confidence, resamples, '
+                   'confidence, seed.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_name) THEN
         RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
@@ -73,7 +78,8 @@ BEGIN
         min_map7 = EXCLUDED.min_map7, max_drop_absolute = EXCLUDED.max_drop_absolute,
         max_drop_relative = EXCLUDED.max_drop_relative, allow_upper_below_zero = EXCLUDED.allow_upper_below_zero,
         subpopulations_must_pass = EXCLUDED.subpopulations_must_pass,
-        min_subpopulation_customers = EXCLUDED.min_subpopulation_customers, resamples = EXCLUDED.resamples,
+        min_subpopulation_customers = EXCLUDED.min_subpopulation_customers,
+        subpopulation_confidence = EXCLUDED.subpopulation_confidence, resamples = EXCLUDED.resamples,
         confidence = EXCLUDED.confidence, seed = EXCLUDED.seed, updated_at = EXCLUDED.updated_at,
         updated_by = EXCLUDED.updated_by;
     RETURN rule;
@@ -178,7 +184,8 @@ BEGIN
     last_month := recsys.last_training_month(candidate.training_data);
     IF eval_month IS NULL THEN
         figures := recsys.compare_versions(model_name, candidate_version, production.version, NULL,
-                                           rule.resamples, rule.confidence, rule.seed);
+                                           rule.resamples, rule.confidence, rule.seed,
+                                           rule.subpopulation_confidence);
         eval_month := date_trunc('month', (figures ->> 'month')::date)::date;
     END IF;
     IF last_month IS NOT NULL AND eval_month <= last_month THEN
@@ -189,7 +196,8 @@ BEGIN
     END IF;
     IF figures IS NULL THEN
         figures := recsys.compare_versions(model_name, candidate_version, production.version, eval_month,
-                                           rule.resamples, rule.confidence, rule.seed);
+                                           rule.resamples, rule.confidence, rule.seed,
+                                           rule.subpopulation_confidence);
     END IF;
     IF last_month IS NULL THEN
         notes := notes || 'the candidate''s training months are not recorded: this month may not be held out'::text;
@@ -228,9 +236,10 @@ BEGIN
                         WHERE (s ->> 'customers')::bigint >= rule.min_subpopulation_customers
                           AND (s ->> 'high')::double precision < 0
                         ORDER BY (s ->> 'difference')::double precision LOOP
-                failures := failures || format('clearly worse for %s = %s (%s customers): MAP@7 difference %s, interval [%s, %s]',
+                failures := failures || format('clearly worse for %s = %s (%s customers): MAP@7 difference %s, %s%% interval [%s, %s]',
                                                sub ->> 'dimension', sub ->> 'value', sub ->> 'customers',
                                                round((sub ->> 'difference')::numeric, 5),
+                                               round((100 * rule.subpopulation_confidence)::numeric, 1),
                                                round((sub ->> 'low')::numeric, 5), round((sub ->> 'high')::numeric, 5));
             END LOOP;
         END IF;

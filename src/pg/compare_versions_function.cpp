@@ -128,8 +128,8 @@ std::string source_text(const LoadedModel &m) {
 
 }  // namespace
 
-// recsys.compare_versions(model_name, candidate, baseline, month, resamples, confidence, seed)
-//   -> jsonb (see sql/0.3.0/35_compare_versions.sql)
+// recsys.compare_versions(model_name, candidate, baseline, month, resamples, confidence, seed,
+// subpopulation_confidence) -> jsonb (see sql/0.3.0/35_compare_versions.sql)
 RECSYS_FUNCTION(recsys_compare_versions) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
         throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "model_name and candidate must not be NULL");
@@ -143,6 +143,10 @@ RECSYS_FUNCTION(recsys_compare_versions) {
     const int32_t resamples = PG_GETARG_INT32(4);
     const double confidence = PG_GETARG_FLOAT8(5);
     const int64_t seed = PG_GETARG_INT64(6);
+    // Subpopulation intervals may use a higher level than the overall one: a gate that judges
+    // some twenty subpopulations at 95% each would refuse an equally good candidate by chance
+    // most of the time. NULL: the overall level.
+    const double subpopulation_confidence = PG_NARGS() > 7 && !PG_ARGISNULL(7) ? PG_GETARG_FLOAT8(7) : confidence;
     if (resamples < kMinResamples || resamples > kMaxResamples)
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "resamples must be between " + std::to_string(kMinResamples) + " and " +
@@ -151,6 +155,10 @@ RECSYS_FUNCTION(recsys_compare_versions) {
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "confidence must be greater than 0.5 and less than 1, not " + json_number(confidence),
                        "", "Pass confidence => 0.95 for a 95% interval.");
+    if (!(subpopulation_confidence > 0.5 && subpopulation_confidence < 1.0))
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
+                       "subpopulation_confidence must be greater than 0.5 and less than 1, not " +
+                           json_number(subpopulation_confidence));
 
     spi_connect();
     std::shared_ptr<LoadedModel> candidate = acquire_model(name, candidate_version);
@@ -240,7 +248,7 @@ RECSYS_FUNCTION(recsys_compare_versions) {
                      ", \"high\": " + json_number(overall.high) + "}";
         subpopulations = compared_subpopulations_json(
             compare_subpopulations(ao.groups, ao.average_precision.data(), b->outcomes->average_precision.data(),
-                                   ao.adder.data(), uint32_t(resamples), confidence, uint64_t(seed), poll));
+                                   ao.adder.data(), uint32_t(resamples), subpopulation_confidence, uint64_t(seed), poll));
     } else {
         subpopulations = candidate_subpopulations_json(ao);
     }
@@ -248,7 +256,8 @@ RECSYS_FUNCTION(recsys_compare_versions) {
         "{\"relation\": " + json_string(relation) + ", \"month\": " + json_string(date_text(month)) +
         ", \"customers\": " + std::to_string(customers) + ", \"adders\": " + std::to_string(adders) +
         ", \"fingerprint\": " + json_string(to_hex(ao.fingerprint)) + ", \"resamples\": " + std::to_string(resamples) +
-        ", \"confidence\": " + json_number(confidence) + ", \"seed\": " + std::to_string(seed) +
+        ", \"confidence\": " + json_number(confidence) +
+        ", \"subpopulation_confidence\": " + json_number(subpopulation_confidence) + ", \"seed\": " + std::to_string(seed) +
         ", \"candidate\": " + metrics_json(candidate_version, a.lstm) +
         ", \"baseline\": " + (b ? metrics_json(baseline_version, b->lstm) : std::string("null")) +
         ", \"difference\": " + difference + ", \"subpopulations\": " + subpopulations + "}";

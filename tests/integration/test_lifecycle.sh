@@ -268,8 +268,8 @@ job=$(PGUSER=ml_ops q "SELECT cron.schedule('recsys-retrain-test', '* * * * *',
                                             \$\$SELECT recsys.retrain('default', 'santander.snapshots')\$\$)" 2>&1)
 if [[ "$job" =~ ^[0-9]+$ ]]; then ok "ml_ops scheduled the retrain cycle with pg_cron: job $job, every minute"; else not_ok "cron.schedule: $job"; finish; fi
 # pg_cron starts the job at the next minute; a cycle takes seconds here, so it is unscheduled
-# once the first run is recorded, before the minute after (unscheduling a running job cancels
-# it in pg_cron 1.4).
+# once the first run is recorded, before the minute after (a job unscheduled while it runs
+# finishes, but pg_cron 1.4 records it as failed, "job canceled").
 run=""
 for _ in $(seq 1 150); do
     run=$(q "SELECT id FROM recsys.training_runs WHERE id > $before_runs AND started_by = 'ml_ops' ORDER BY id LIMIT 1")
@@ -291,8 +291,9 @@ for _ in $(seq 1 20); do
 done
 good=$(q "SELECT candidate_version FROM recsys.training_runs WHERE id = $run")
 echo "   cron.job_run_details:"
-show "SELECT jobid, runid, username, database, status, return_message, start_time, end_time - start_time AS took
+show "SELECT jobid, runid, username, database, status, return_message, start_time
         FROM cron.job_run_details ORDER BY runid"
+grep -E 'cron job [0-9]+ (starting|COMMAND completed)' "$cluster/server.log" | sed 's/^/   server log: /'
 echo "   recsys.training_runs:"
 show "SELECT id, name, relation, started_by, status, production_before, production_after, data_validation_id,
              candidate_version, validation_id, finished_at - started_at AS took
@@ -316,7 +317,7 @@ check "the run: status promoted, started by ml_ops, every step in order with its
             AND r.data_validation_id IS NOT NULL AND r.validation_id IS NOT NULL
        FROM recsys.training_runs r WHERE r.id = $run"
 check "the candidate early-stopped on 2015-09 and was judged on the held-out 2015-10, with production's hyper-parameters" \
-    "SELECT m.training_data ->> 'validation_month' = '2015-09' AND v.month = '2015-10-01'
+    "SELECT m.training_data ->> 'validation_month' = '2015-09' AND to_char(v.month, 'YYYY-MM') = '2015-10'
             AND (m.hyperparameters ->> 'hidden')::int = 16 AND (m.hyperparameters ->> 'epochs')::int = 2
             AND (m.hyperparameters ->> 'train_months')::int = 3 AND v.passed AND v.ci_low > 0
        FROM recsys.training_runs r JOIN recsys.models m ON m.name = r.name AND m.version = r.candidate_version
@@ -374,6 +375,29 @@ check "only 2015-06 .. 2015-10 left: the cycle trains on 2 target months instead
             AND (SELECT training_data -> 'train_months' FROM recsys.models WHERE name = 'default' AND version = r.candidate_version)
                 = '[\"2015-07\", \"2015-08\"]'
        FROM recsys.training_runs r WHERE r.id = ${run:-0}"
+
+# ---------------------------------------------------------------------------------------------
+# A cycle whose candidate does not pass the gate keeps production; a second cycle of the same
+# model while one runs is recorded as failed
+# ---------------------------------------------------------------------------------------------
+production=$(production_is)
+q "SELECT 1 FROM recsys.set_gate_rule('default', '{\"min_map7\": 0.5}')" >/dev/null
+run=$(q "SELECT r.id FROM recsys.retrain('default', 'santander.snapshots') r" 2>&1)
+show "SELECT s ->> 'step' AS step, s ->> 'outcome' AS outcome, left(s -> 'detail' ->> 'reason', 120) AS reason
+        FROM recsys.training_runs r, jsonb_array_elements(r.steps) s WHERE r.id = ${run:-0} AND s ->> 'step' = 'decision'"
+check "a candidate below the gate rule's minimum MAP@7: status kept, production unchanged, the reason recorded" \
+    "SELECT r.status = 'kept' AND r.production_after = $production AND r.production_before = $production
+            AND r.steps -> -1 ->> 'outcome' = 'kept' AND r.steps -> -1 -> 'detail' ->> 'reason' LIKE '%below the minimum 0.5%'
+            AND (SELECT version FROM recsys.models WHERE name = 'default' AND status = 'production') = $production
+       FROM recsys.training_runs r WHERE r.id = ${run:-0}"
+"$PGBIN/psql" -XAtq -c "BEGIN; SELECT pg_advisory_xact_lock(hashtext('recsys.retrain'), hashtext('default'));
+                        SELECT pg_sleep(4); COMMIT" >/dev/null 2>&1 &
+locker=$!
+sleep 1
+check "a second cycle while one holds the model's lock: failed at 'started' (55P03), nothing trained" \
+    "SELECT r.status = 'failed' AND r.error_sqlstate = '55P03' AND r.steps -> -1 ->> 'step' = 'started'
+            AND r.candidate_version IS NULL FROM recsys.retrain('default', 'santander.snapshots') r"
+wait "$locker"
 
 echo "   all training runs:"
 show "SELECT id, started_by, status, production_before AS before, production_after AS after, candidate_version AS candidate,

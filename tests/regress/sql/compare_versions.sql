@@ -154,9 +154,9 @@ RESET recsys.max_batch_memory;
 \set SHOW_CONTEXT errors
 
 -- Privileges: not for PUBLIC; recsys_admin may call it.
-SELECT has_function_privilege('public', 'recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint)',
+SELECT has_function_privilege('public', 'recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint, double precision)',
                               'EXECUTE') AS public_execute,
-       has_function_privilege('recsys_admin', 'recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint)',
+       has_function_privilege('recsys_admin', 'recsys.compare_versions(text, integer, integer, date, integer, double precision, bigint, double precision)',
                               'EXECUTE') AS admin_execute;
 
 RESET jit;
