@@ -15,6 +15,9 @@
 #   (c) torch on the same weights
 #   online: pgbench recommend() vs the bare 17-row fetch, and a Python HTTP scoring service
 #   shadow scoring's cost per recommend() (bench/shadow_cost.sh, v2 as the shadow of v1)
+#   the prediction log's cost per recommend() and a refresh's cost of keeping its prediction set
+#   (bench/prediction_log_cost.sh)
+#   the serving statistics' cost per recommend() (bench/serving_stats_cost.sh, recsys.serving_stats on/off)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -261,6 +264,14 @@ echo "recommend(): $srv_rec us/call; bare 17-row fetch: $srv_bare us/call"
 say "shadow scoring: recommend() with no shadow, a shadow set but (almost) never drawn, every call shadowed"
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_SHADOW_DB=postgres RECSYS_SHADOW_MODEL=bench \
     RECSYS_SHADOW_VERSION=$V2 RECSYS_SHADOW_IDS="$FIRST_ID $LAST_ID" RECSYS_SHADOW_RESULTS="$R" bash bench/shadow_cost.sh
+
+say "prediction log: recommend() at recsys.log_sample_rate 0 and 1.0; what a refresh adds to keep its prediction set"
+PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_PLOG_DB=postgres RECSYS_PLOG_MODEL=bench \
+    RECSYS_PLOG_IDS="$FIRST_ID $LAST_ID" RECSYS_PLOG_RESULTS="$R" bash bench/prediction_log_cost.sh
+
+say "serving statistics: recommend() with recsys.serving_stats on and off (same loop, alternating rounds)"
+PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_STATS_DB=postgres RECSYS_STATS_MODEL=bench \
+    RECSYS_STATS_IDS="$FIRST_ID $LAST_ID" RECSYS_STATS_RESULTS="$R" bash bench/serving_stats_cost.sh
 
 say "(iii) Python scoring service (bench/python_scoring_service.py) loaded by bench/http_load.py"
 $PY bench/python_scoring_service.py --dsn "$DSN" --dir "$work/model" --port "$HTTP_PORT" >"$work/service.log" 2>&1 &

@@ -20,8 +20,16 @@ start)
         as_owner "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
             { cat "$dir/initdb.log"; exit 1; }
     fi
+    # recsys is preloaded (recsys.serving_stats keeps its figures in shared memory), beside any
+    # library the cluster's configuration already preloads (pg_cron for the lifecycle test):
+    # a -c option would otherwise replace postgresql.conf's list. RECSYS_PRELOAD=0: not preloaded.
+    preload=""
+    for lib in $(as_owner "$PGBIN/postgres" -D "$dir/data" -C shared_preload_libraries | tr -d ' "' | tr ',' ' '); do
+        [ "$lib" = recsys ] || preload=${preload:+$preload,}$lib
+    done
+    [ "${RECSYS_PRELOAD:-1}" = 0 ] || preload=${preload:+$preload,}recsys
     as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses= -c max_connections=120 -c shared_buffers=512MB -c fsync=off" start >/dev/null ||
+        -o "-p $port -k $dir -c listen_addresses= -c max_connections=120 -c shared_buffers=512MB -c fsync=off -c shared_preload_libraries=$preload" start >/dev/null ||
         { tail -n 30 "$dir/server.log"; exit 1; }
     ;;
 stop)

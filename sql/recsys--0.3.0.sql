@@ -3247,6 +3247,2277 @@ GRANT EXECUTE ON FUNCTION
     recsys.training_run_step(text, timestamptz, text, jsonb)
 TO recsys_admin;
 
+-- ==== sql/0.3.0/82_serving_stats.sql
+-- Serving statistics (docs/monitoring.md, "Serving statistics"): per model, version and entry
+-- point, calls, customers scored, errors by SQLSTATE and server-time percentiles; per model
+-- version, loads, cache hits and misses, bytes of parsed models cached. Kept in shared memory
+-- by every backend (src/pg/serving_stats.cpp), which needs shared_preload_libraries = 'recsys';
+-- without it, reading them fails with 55000 and says so.
+
+CREATE FUNCTION recsys.serving_stats(
+    OUT model text, OUT version integer, OUT entry_point text,
+    OUT calls bigint, OUT customers bigint, OUT errors bigint, OUT errors_by_sqlstate jsonb,
+    OUT p50_ms double precision, OUT p95_ms double precision, OUT p99_ms double precision,
+    OUT mean_ms double precision, OUT max_ms double precision,
+    OUT model_loads bigint, OUT cache_hits bigint, OUT cache_misses bigint, OUT cached_bytes bigint,
+    OUT since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'recsys_serving_stats' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION recsys.serving_stats() IS 'The rows of the view recsys.serving_stats';
+
+CREATE VIEW recsys.serving_stats AS
+SELECT * FROM recsys.serving_stats() s ORDER BY s.model, s.version, s.entry_point;
+COMMENT ON VIEW recsys.serving_stats IS 'Serving statistics of this database since the server started or recsys.serving_stats_reset(), aggregated over all sessions: per model, version and entry point, calls (failed ones included), customers scored and latency percentiles of the calls that succeeded (server time, within 6.25%), errors by SQLSTATE; per model version (repeated on each of its rows), parses, cache hits and misses, and bytes of parsed models cached in all backends now. version is NULL for calls that failed before a version was resolved. Needs shared_preload_libraries = ''recsys''';
+
+CREATE FUNCTION recsys.serving_stats_reset() RETURNS void
+AS 'MODULE_PATHNAME', 'recsys_serving_stats_reset' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION recsys.serving_stats_reset() IS 'Zeroes the serving statistics of every database (cached_bytes, a gauge, stays)';
+
+-- The view holds no per-customer data: readers may see it; only admins reset it.
+GRANT SELECT ON recsys.serving_stats TO recsys_reader;
+GRANT EXECUTE ON FUNCTION recsys.serving_stats() TO recsys_reader;
+GRANT EXECUTE ON FUNCTION recsys.serving_stats_reset() TO recsys_admin;
+
+-- ==== sql/0.3.0/83_prediction_log.sql
+-- Prediction log and realized quality (docs/monitoring.md, "Prediction log and realized
+-- quality"). What was predicted is kept: a sampled share of the online calls in
+-- recsys.prediction_log (recsys.log_sample_rate), every refresh's output as a prediction set.
+-- Once the predicted month's snapshots land, recsys.update_realized_quality() joins the
+-- predictions to what the customers actually added and stores MAP@7 and friends, with the
+-- definitions of recsys.evaluate (src/core/metrics.h), per model, version, month and source;
+-- recsys.realized_quality and recsys.realized_quality_by_product show them.
+
+---------------------------------------------------------------------------------------------
+-- Online: the prediction log
+---------------------------------------------------------------------------------------------
+
+-- Written by recommend() and recommend_scores() (src/pg/prediction_log.cpp) as the extension's
+-- owner, through a fixed statement; the roles that score have no right on it.
+CREATE TABLE recsys.prediction_log (
+    id          bigserial   PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    model       text        NOT NULL,
+    version     integer     NOT NULL,
+    customer_id bigint      NOT NULL,
+    -- The month the prediction is for: the first day of the month after the customer's latest
+    -- snapshot (the ranking predicts that month's adds).
+    month       date        NOT NULL,
+    products    text[]      NOT NULL,
+    scores      real[]      NOT NULL,
+    entry_point text        NOT NULL
+);
+CREATE INDEX prediction_log_model_month ON recsys.prediction_log (model, month, version);
+COMMENT ON TABLE recsys.prediction_log IS 'A sampled share (recsys.log_sample_rate) of the online calls of recommend() and recommend_scores(): the ranking returned, and the month it is for';
+
+CREATE FUNCTION recsys.prediction_log_counters(OUT sampled bigint, OUT logged bigint, OUT skipped_read_only bigint,
+                                               OUT errors bigint)
+AS 'MODULE_PATHNAME', 'recsys_prediction_log_counters' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION recsys.prediction_log_counters() IS 'This session''s prediction-log counts: calls sampled, rows logged, writes skipped because the transaction was read-only (or on a hot standby), failures (which never failed the call)';
+
+---------------------------------------------------------------------------------------------
+-- Batch: prediction sets
+---------------------------------------------------------------------------------------------
+
+-- One row per refresh_recommendations(): which version predicted which month for how many
+-- customers. The rankings themselves are kept in recsys.prediction_set_rows, because the next
+-- refresh replaces recsys.recommendations before the predicted month's outcome is known.
+CREATE TABLE recsys.prediction_sets (
+    id           bigserial   PRIMARY KEY,
+    model        text        NOT NULL,
+    version      integer     NOT NULL,
+    -- The month the predictions are for: the month after the latest snapshot month of the
+    -- source relation when the set was scored (the refresh scores snapshots up to that month).
+    month        date        NOT NULL,
+    refreshed_at timestamptz NOT NULL,
+    customers    bigint      NOT NULL,
+    k            integer     NOT NULL
+);
+CREATE INDEX prediction_sets_model_month ON recsys.prediction_sets (model, month);
+COMMENT ON TABLE recsys.prediction_sets IS 'Each refresh_recommendations() output, addressable for realized quality: model, version, the month predicted, when, how many customers, k';
+
+-- Written in bulk by the refresh, one set after the other, and read a whole set at a time
+-- (realized quality, retention): a BRIN index on set_id finds a set's blocks, and costs the copy
+-- nothing, where a B-tree on (set_id, customer_id) doubled it (each (set_id, customer_id) is
+-- unique by construction: recsys.recommendations' key). No foreign key to
+-- recsys.prediction_sets for the same reason; recsys.drop_prediction_sets deletes both.
+CREATE TABLE recsys.prediction_set_rows (
+    set_id      bigint NOT NULL,
+    customer_id bigint NOT NULL,
+    products    text[] NOT NULL
+);
+CREATE INDEX prediction_set_rows_set ON recsys.prediction_set_rows USING brin (set_id);
+COMMENT ON TABLE recsys.prediction_set_rows IS 'The rankings of each prediction set (recsys.prediction_sets), as refresh_recommendations() wrote them to recsys.recommendations';
+
+---------------------------------------------------------------------------------------------
+-- Realized quality: stored results and the views over them
+---------------------------------------------------------------------------------------------
+
+-- One row per (model, version, month, source) for the log, per prediction set for batch.
+CREATE TABLE recsys.realized_quality_results (
+    model       text             NOT NULL,
+    version     integer          NOT NULL,
+    month       date             NOT NULL,
+    source      text             NOT NULL CHECK (source IN ('online', 'batch')),
+    set_id      bigint,
+    predicted   bigint           NOT NULL,
+    customers   bigint           NOT NULL,
+    adders      bigint           NOT NULL,
+    map7        double precision,
+    map7_adders double precision,
+    precision7  double precision,
+    recall7     double precision,
+    coverage    double precision,
+    computed_at timestamptz      NOT NULL DEFAULT now(),
+    CHECK ((source = 'batch') = (set_id IS NOT NULL)),
+    UNIQUE NULLS NOT DISTINCT (model, version, month, source, set_id)
+);
+COMMENT ON TABLE recsys.realized_quality_results IS 'Realized quality as computed by recsys.update_realized_quality(); read it through recsys.realized_quality';
+
+CREATE TABLE recsys.realized_quality_product_results (
+    model     text    NOT NULL,
+    version   integer NOT NULL,
+    month     date    NOT NULL,
+    source    text    NOT NULL CHECK (source IN ('online', 'batch')),
+    set_id    bigint,
+    product   text    NOT NULL,
+    customers bigint  NOT NULL,
+    predicted bigint  NOT NULL,
+    adds      bigint  NOT NULL,
+    hits      bigint  NOT NULL,
+    CHECK ((source = 'batch') = (set_id IS NOT NULL)),
+    UNIQUE NULLS NOT DISTINCT (model, version, month, source, set_id, product)
+);
+COMMENT ON TABLE recsys.realized_quality_product_results IS 'Realized quality per product as computed by recsys.update_realized_quality(); read it through recsys.realized_quality_by_product';
+
+CREATE VIEW recsys.realized_quality AS
+SELECT r.model, r.version, r.month, r.source, r.set_id, r.map7, r.map7_adders, r.precision7, r.recall7, r.coverage,
+       r.customers, r.adders, r.predicted, r.computed_at
+  FROM recsys.realized_quality_results r;
+COMMENT ON VIEW recsys.realized_quality IS 'Realized MAP@7 (Kaggle, all customers; and adders only), precision@7, recall@7 and coverage per model, version, predicted month and source (online: the prediction log; batch: one row per prediction set), over the predicted customers with snapshots in the month before and the month; definitions as recsys.evaluate';
+
+CREATE VIEW recsys.realized_quality_by_product AS
+SELECT p.model, p.version, p.month, p.source, p.set_id, p.product, p.customers,
+       p.predicted, p.predicted::double precision / nullif(p.customers, 0) AS predicted_share,
+       p.adds, p.adds::double precision / nullif(p.customers, 0) AS add_rate,
+       p.hits, p.hits::double precision / nullif(p.predicted, 0) AS precision,
+       p.hits::double precision / nullif(p.adds, 0) AS recall
+  FROM recsys.realized_quality_product_results p;
+COMMENT ON VIEW recsys.realized_quality_by_product IS 'Per product of recsys.realized_quality: share of customers with it in their top 7, share who added it, hits (both), precision and recall of its recommendations';
+
+---------------------------------------------------------------------------------------------
+-- The source relation of a model version, as the scoring functions read it
+---------------------------------------------------------------------------------------------
+
+-- The relation, columns and products a feature spec names, with the SQL that reads the month
+-- as the scoring functions do (a timestamptz in UTC) and whether each product flag is boolean.
+-- 42P01 when the relation does not exist (any more).
+CREATE FUNCTION recsys.snapshot_source(spec jsonb, OUT relation regclass, OUT id_column text, OUT month_column text,
+                                       OUT month_is_timestamptz boolean, OUT products text[],
+                                       OUT product_is_boolean boolean[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    relation := to_regclass(spec -> 'source' ->> 'relation');
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation "%" read by the model does not exist', spec -> 'source' ->> 'relation'
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    id_column := spec -> 'source' ->> 'id_column';
+    month_column := spec -> 'source' ->> 'month_column';
+    SELECT a.atttypid = 'timestamptz'::regtype INTO month_is_timestamptz
+      FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = month_column AND NOT a.attisdropped;
+    SELECT array_agg(x.p ORDER BY x.i), array_agg(coalesce(a.atttypid = 'boolean'::regtype, false) ORDER BY x.i)
+      INTO products, product_is_boolean
+      FROM jsonb_array_elements_text(spec -> 'products') WITH ORDINALITY AS x(p, i)
+      LEFT JOIN pg_attribute a ON a.attrelid = relation AND a.attname = x.p AND NOT a.attisdropped;
+END
+$$;
+COMMENT ON FUNCTION recsys.snapshot_source(jsonb) IS 'The source relation, id and month columns and products of a feature spec (internal to realized quality)';
+
+-- The SQL reading the snapshot month of `alias` as a date, as the scoring functions read it.
+CREATE FUNCTION recsys.snapshot_month_sql(alias text, month_column text, month_is_timestamptz boolean) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN month_is_timestamptz
+            THEN format('(pg_catalog.timezone(''UTC''::pg_catalog.text, %I.%I))::pg_catalog.date', alias, month_column)
+            ELSE format('(%I.%I)::pg_catalog.date', alias, month_column) END;
+COMMENT ON FUNCTION recsys.snapshot_month_sql(text, text, boolean) IS 'SQL reading a snapshot month as a date (UTC for timestamptz), as the scoring functions do (internal)';
+
+-- The first day of the latest snapshot month of a spec's relation; NULL when it is empty.
+-- max() over the column itself, so that an index on the month column answers it.
+CREATE FUNCTION recsys.snapshot_latest_month(spec jsonb) RETURNS date
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    src    record;
+    latest date;
+BEGIN
+    src := recsys.snapshot_source(spec);
+    EXECUTE format('SELECT %s FROM %s AS s',
+                   CASE WHEN src.month_is_timestamptz
+                        THEN format('(pg_catalog.timezone(''UTC''::pg_catalog.text, pg_catalog.max(s.%I)))::pg_catalog.date', src.month_column)
+                        ELSE format('(pg_catalog.max(s.%I))::pg_catalog.date', src.month_column) END,
+                   src.relation)
+      INTO latest;
+    RETURN date_trunc('month', latest)::date;
+END
+$$;
+COMMENT ON FUNCTION recsys.snapshot_latest_month(jsonb) IS 'First day of the latest snapshot month in a feature spec''s source relation (internal)';
+
+---------------------------------------------------------------------------------------------
+-- Computing realized quality
+---------------------------------------------------------------------------------------------
+
+-- Computes one (model, version, month, source[, set]) into the results tables. The products
+-- added by a customer are those held (flag 1) in `month` and not held in the month before;
+-- only predicted customers with a snapshot in both months count (as recsys.evaluate counts the
+-- customers of a month). Per customer, the ranking's first 7 products are scored:
+--   average precision   recsys.average_precision_at_7 (Kaggle's apk, 0 without adds);
+--   hits                products of the first 7 that were added.
+-- Over the customers (as RankingMetrics): map7 = sum(ap) / customers; map7_adders = sum(ap) /
+-- adders; precision7 = mean over adders of hits / 7; recall7 = mean over adders of hits /
+-- |added|; coverage = distinct products in some first 7 / the version's products; 0 where
+-- recsys.evaluate gives 0 (no adders); NULL when no customer has both snapshots. Reads the
+-- source relation with the caller's rights.
+CREATE FUNCTION recsys.compute_realized_quality(model text, version integer, month date, source text, set_id bigint)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec    jsonb;
+    src     record;
+    added   text;
+    pred    text;
+BEGIN
+    SELECT m.feature_spec INTO spec FROM recsys.models m
+     WHERE m.name = compute_realized_quality.model AND m.version = compute_realized_quality.version;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" version % does not exist', compute_realized_quality.model, compute_realized_quality.version
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    src := recsys.snapshot_source(spec);
+    -- The added products, in the version's product order, from the rows cu (month - 1) and nx (month).
+    SELECT 'pg_catalog.array_remove(ARRAY[' ||
+           string_agg(CASE WHEN b
+                           THEN format('CASE WHEN nx.%1$I IS TRUE AND cu.%1$I IS NOT TRUE THEN %2$L::pg_catalog.text END', p, p)
+                           ELSE format('CASE WHEN (nx.%1$I)::pg_catalog.float8 = 1 AND (cu.%1$I)::pg_catalog.float8 IS DISTINCT FROM 1 THEN %2$L::pg_catalog.text END', p, p)
+                      END, ', ' ORDER BY i) ||
+           '], NULL)'
+      INTO added
+      FROM unnest(src.products, src.product_is_boolean) WITH ORDINALITY AS x(p, b, i);
+    IF compute_realized_quality.source = 'batch' THEN
+        pred := 'SELECT r.customer_id AS id, r.products[1:7] AS top FROM recsys.prediction_set_rows r WHERE r.set_id = $5';
+    ELSE
+        -- The latest logged call of each customer for the month.
+        pred := 'SELECT DISTINCT ON (l.customer_id) l.customer_id AS id, l.products[1:7] AS top
+                   FROM recsys.prediction_log l
+                  WHERE l.model = $1 AND l.version = $2 AND l.month = $3
+                  ORDER BY l.customer_id, l.id DESC';
+    END IF;
+    DELETE FROM recsys.realized_quality_results r
+     WHERE r.model = compute_realized_quality.model AND r.version = compute_realized_quality.version
+       AND r.month = compute_realized_quality.month AND r.source = compute_realized_quality.source
+       AND r.set_id IS NOT DISTINCT FROM compute_realized_quality.set_id;
+    DELETE FROM recsys.realized_quality_product_results r
+     WHERE r.model = compute_realized_quality.model AND r.version = compute_realized_quality.version
+       AND r.month = compute_realized_quality.month AND r.source = compute_realized_quality.source
+       AND r.set_id IS NOT DISTINCT FROM compute_realized_quality.set_id;
+    EXECUTE format(
+        $q$
+        WITH pred AS MATERIALIZED (%1$s),
+        per AS MATERIALIZED (
+            SELECT p.id, p.top, %2$s AS added
+              FROM pred p
+              JOIN %3$s AS cu ON cu.%4$I = p.id AND %5$s >= ($3 - '1 month'::pg_catalog.interval) AND %5$s < $3
+              JOIN %3$s AS nx ON nx.%4$I = p.id AND %6$s >= $3 AND %6$s < ($3 + '1 month'::pg_catalog.interval)
+        ),
+        scored AS MATERIALIZED (
+            -- Most customers add nothing: their ap and hits are 0 without looking.
+            SELECT s.id, s.top, s.added, pg_catalog.cardinality(s.added) AS n_added,
+                   CASE WHEN pg_catalog.cardinality(s.added) > 0
+                        THEN recsys.average_precision_at_7(s.top, s.added) ELSE 0 END AS ap,
+                   CASE WHEN pg_catalog.cardinality(s.added) > 0
+                        THEN (SELECT pg_catalog.count(*) FROM unnest(s.top) AS t(p) WHERE t.p = ANY (s.added))
+                        ELSE 0 END AS hits
+              FROM per s
+        ),
+        overall AS (
+            INSERT INTO recsys.realized_quality_results
+                   (model, version, month, source, set_id, predicted, customers, adders, map7, map7_adders, precision7,
+                    recall7, coverage)
+            SELECT $1, $2, $3, $4, $5, (SELECT pg_catalog.count(*) FROM pred), pg_catalog.count(*),
+                   pg_catalog.count(*) FILTER (WHERE s.n_added > 0),
+                   CASE WHEN pg_catalog.count(*) > 0 THEN
+                       coalesce(pg_catalog.sum(s.ap), 0) / pg_catalog.count(*) END,
+                   CASE WHEN pg_catalog.count(*) > 0 THEN
+                       coalesce(pg_catalog.sum(s.ap) FILTER (WHERE s.n_added > 0)
+                                / nullif(pg_catalog.count(*) FILTER (WHERE s.n_added > 0), 0), 0) END,
+                   CASE WHEN pg_catalog.count(*) > 0 THEN
+                       coalesce(pg_catalog.avg(s.hits::pg_catalog.float8 / 7) FILTER (WHERE s.n_added > 0), 0) END,
+                   CASE WHEN pg_catalog.count(*) > 0 THEN
+                       coalesce(pg_catalog.avg(s.hits::pg_catalog.float8 / s.n_added) FILTER (WHERE s.n_added > 0), 0) END,
+                   CASE WHEN pg_catalog.count(*) > 0 THEN
+                       (SELECT pg_catalog.count(*) FROM (SELECT t.p FROM scored c, unnest(c.top) AS t(p)
+                                                          GROUP BY t.p) d)::pg_catalog.float8
+                       / pg_catalog.cardinality($6) END
+              FROM scored s
+        )
+        INSERT INTO recsys.realized_quality_product_results
+               (model, version, month, source, set_id, product, customers, predicted, adds, hits)
+        SELECT $1, $2, $3, $4, $5, x.p, (SELECT pg_catalog.count(*) FROM scored),
+               coalesce(pr.n, 0), coalesce(ad.n, 0), coalesce(h.n, 0)
+          FROM unnest($6) AS x(p)
+          LEFT JOIN (SELECT t.p, pg_catalog.count(*) AS n FROM scored s, unnest(s.top) AS t(p) GROUP BY t.p) pr
+                 ON pr.p = x.p
+          LEFT JOIN (SELECT a.p, pg_catalog.count(*) AS n FROM scored s, unnest(s.added) AS a(p)
+                      WHERE s.n_added > 0 GROUP BY a.p) ad
+                 ON ad.p = x.p
+          LEFT JOIN (SELECT t.p, pg_catalog.count(*) AS n FROM scored s, unnest(s.top) AS t(p)
+                      WHERE s.n_added > 0 AND t.p = ANY (s.added) GROUP BY t.p) h
+                 ON h.p = x.p
+        $q$,
+        pred, added, src.relation, src.id_column,
+        recsys.snapshot_month_sql('cu', src.month_column, src.month_is_timestamptz),
+        recsys.snapshot_month_sql('nx', src.month_column, src.month_is_timestamptz))
+    USING compute_realized_quality.model, compute_realized_quality.version, compute_realized_quality.month,
+          compute_realized_quality.source, compute_realized_quality.set_id, src.products;
+END
+$$;
+COMMENT ON FUNCTION recsys.compute_realized_quality(text, integer, date, text, bigint) IS 'Computes (or recomputes) the realized quality of one logged month or prediction set into the results tables (internal to recsys.update_realized_quality)';
+
+-- The (source, set, version, month) groups of a model not computed yet (recompute: all of them):
+-- every (version, month) of the prediction log, found by a loose scan of its index (one probe
+-- per group, however many rows the log holds), and every prediction set.
+CREATE FUNCTION recsys.realized_quality_pending(model text, recompute boolean DEFAULT false)
+RETURNS TABLE (source text, set_id bigint, version integer, month date)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE logged AS (
+        (SELECT l.month, l.version FROM recsys.prediction_log l
+          WHERE l.model = realized_quality_pending.model ORDER BY l.month, l.version LIMIT 1)
+        UNION ALL
+        SELECT n.month, n.version
+          FROM logged g,
+               LATERAL (SELECT l.month, l.version FROM recsys.prediction_log l
+                         WHERE l.model = realized_quality_pending.model AND (l.month, l.version) > (g.month, g.version)
+                         ORDER BY l.month, l.version LIMIT 1) n
+    ), groups AS (
+        SELECT 'online' AS source, NULL::bigint AS set_id, g.version, g.month FROM logged g
+        UNION ALL
+        SELECT 'batch', s.id, s.version, s.month FROM recsys.prediction_sets s
+         WHERE s.model = realized_quality_pending.model
+    )
+    SELECT g.source, g.set_id, g.version, g.month
+      FROM groups g
+     WHERE recompute OR NOT EXISTS (
+               SELECT 1 FROM recsys.realized_quality_results r
+                WHERE r.model = realized_quality_pending.model AND r.version = g.version AND r.month = g.month
+                  AND r.source = g.source AND r.set_id IS NOT DISTINCT FROM g.set_id)
+     ORDER BY g.month, g.version, g.source, g.set_id
+$$;
+COMMENT ON FUNCTION recsys.realized_quality_pending(text, boolean) IS 'The logged months and prediction sets of a model whose realized quality is not computed yet (recompute: all), whether or not their month has landed (internal)';
+
+-- Computes the realized quality of every (version, month) of the model's prediction log and of
+-- every prediction set whose predicted month's snapshots now exist in the version's source
+-- relation and that is not computed yet (recompute => true: all of them again, e.g. after a
+-- month landed in pieces). Returns how many it computed. SECURITY INVOKER: it reads the log,
+-- the sets and the source relations with the caller's rights. Called by
+-- refresh_recommendations() when a month has landed; schedulable on its own (pg_cron).
+CREATE FUNCTION recsys.update_realized_quality(model text, recompute boolean DEFAULT false) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g        record;
+    spec     jsonb;
+    relation text;
+    latest   jsonb := '{}';
+    last     date;
+    computed integer := 0;
+BEGIN
+    IF update_realized_quality.model IS NULL OR recompute IS NULL THEN
+        RAISE EXCEPTION 'model name and recompute must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = update_realized_quality.model) THEN
+        RAISE EXCEPTION 'model "%" does not exist', update_realized_quality.model USING ERRCODE = 'undefined_object';
+    END IF;
+    -- One computation per model at a time: a second waits, then finds the work done.
+    PERFORM pg_advisory_xact_lock(hashtext('recsys.realized_quality'), hashtext(update_realized_quality.model));
+    FOR g IN SELECT * FROM recsys.realized_quality_pending(update_realized_quality.model, recompute)
+    LOOP
+        SELECT m.feature_spec INTO spec FROM recsys.models m
+         WHERE m.name = update_realized_quality.model AND m.version = g.version;
+        CONTINUE WHEN NOT FOUND;
+        relation := spec -> 'source' ->> 'relation';
+        -- The latest month of each relation, read once per call.
+        IF NOT latest ? relation THEN
+            BEGIN
+                latest := latest || jsonb_build_object(relation, recsys.snapshot_latest_month(spec));
+            EXCEPTION WHEN undefined_table OR undefined_column THEN
+                -- A relation (or column) of an old version that is gone: nothing to compute.
+                RAISE WARNING 'realized quality of model "%" version % skipped: %', update_realized_quality.model,
+                              g.version, SQLERRM;
+                latest := latest || jsonb_build_object(relation, NULL);
+            END;
+        END IF;
+        last := (latest ->> relation)::date;
+        CONTINUE WHEN last IS NULL OR last < g.month;
+        PERFORM recsys.compute_realized_quality(update_realized_quality.model, g.version, g.month, g.source, g.set_id);
+        computed := computed + 1;
+    END LOOP;
+    RETURN computed;
+END
+$$;
+COMMENT ON FUNCTION recsys.update_realized_quality(text, boolean) IS 'Computes realized quality (recsys.realized_quality) for every logged month and prediction set of a model whose predicted month''s snapshots now exist and that is not computed yet (recompute => true: again); returns how many; called by refresh_recommendations()';
+
+---------------------------------------------------------------------------------------------
+-- refresh_recommendations keeps its output as a prediction set
+---------------------------------------------------------------------------------------------
+
+-- As in 0.2.0, plus: the source's latest month is read first, and the scoring reads snapshots
+-- up to it, which makes the set's month exact even if a month lands during the refresh; the
+-- realized quality of earlier predictions whose month has landed is computed before the scoring
+-- (a failure there is a WARNING: it never stops a refresh); the rows written are copied to
+-- recsys.prediction_set_rows in the same transaction.
+CREATE OR REPLACE FUNCTION recsys.refresh_recommendations(model text DEFAULT 'default', k integer DEFAULT 7)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    written bigint;
+    spec    jsonb;
+    latest  date;
+    scored  integer;
+    new_set bigint;
+    message text;
+BEGIN
+    PERFORM recsys.lock_recommendations(refresh_recommendations.model);
+    IF refresh_recommendations.model IS NOT NULL THEN
+        SELECT m.feature_spec INTO spec FROM recsys.models m
+         WHERE m.name = refresh_recommendations.model AND m.status = 'production';
+        IF FOUND THEN
+            BEGIN
+                latest := recsys.snapshot_latest_month(spec);
+            EXCEPTION WHEN undefined_table OR undefined_column THEN
+                latest := NULL;  -- score_all() below reports the missing relation or column
+            END;
+        END IF;
+        -- Only when something predicted for a month up to the latest is not computed yet (a new
+        -- month landed): otherwise the refresh would read the relation's months a second time.
+        IF EXISTS (SELECT 1 FROM recsys.realized_quality_pending(refresh_recommendations.model) p
+                    WHERE p.month <= latest) THEN
+            BEGIN
+                PERFORM recsys.update_realized_quality(refresh_recommendations.model);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+                RAISE WARNING 'realized quality of model "%" was not updated: %', refresh_recommendations.model, message
+                    USING HINT = 'The refresh went on; run recsys.update_realized_quality() to see the error.';
+            END;
+        END IF;
+    END IF;
+    -- One transaction: readers see the old recommendations until the new ones commit.
+    DELETE FROM recsys.recommendations r WHERE r.model_name = refresh_recommendations.model;
+    INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores)
+    SELECT s.model_name, s.customer_id, s.model_version, s.computed_at, s.products, s.scores
+      FROM recsys.score_all(refresh_recommendations.model, refresh_recommendations.k,
+                            as_of => (latest + interval '1 month' - interval '1 day')::date) s;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    IF written > 0 AND latest IS NOT NULL THEN
+        SELECT r.model_version INTO scored FROM recsys.recommendations r
+         WHERE r.model_name = refresh_recommendations.model LIMIT 1;
+        INSERT INTO recsys.prediction_sets (model, version, month, refreshed_at, customers, k)
+        VALUES (refresh_recommendations.model, scored, (latest + interval '1 month')::date, now(), written,
+                refresh_recommendations.k)
+        RETURNING id INTO new_set;
+        INSERT INTO recsys.prediction_set_rows (set_id, customer_id, products)
+        SELECT new_set, r.customer_id, r.products
+          FROM recsys.recommendations r
+         WHERE r.model_name = refresh_recommendations.model;
+    END IF;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION recsys.refresh_recommendations(text, integer) IS 'Recomputes recsys.recommendations for one model from the snapshots up to the latest month and keeps them as a prediction set (recsys.prediction_sets) for realized quality, after updating the realized quality of earlier predictions; returns the number of customers';
+
+-- Retention: drops the model's prediction sets refreshed before older_than, with their rows;
+-- their realized quality, once computed, stays. Returns how many sets it dropped.
+CREATE FUNCTION recsys.drop_prediction_sets(model text, older_than date) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped integer;
+BEGIN
+    IF drop_prediction_sets.model IS NULL OR older_than IS NULL THEN
+        RAISE EXCEPTION 'model name and older_than must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    WITH gone AS (
+        DELETE FROM recsys.prediction_sets s
+         WHERE s.model = drop_prediction_sets.model AND s.refreshed_at < older_than
+        RETURNING s.id
+    ), rows_gone AS (
+        DELETE FROM recsys.prediction_set_rows r WHERE r.set_id IN (SELECT g.id FROM gone g)
+    )
+    SELECT count(*) INTO dropped FROM gone;
+    RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION recsys.drop_prediction_sets(text, date) IS 'Retention: drops a model''s prediction sets refreshed before older_than, with their rows (computed realized quality stays); returns how many';
+
+---------------------------------------------------------------------------------------------
+-- Dumps and privileges
+---------------------------------------------------------------------------------------------
+
+-- What was predicted and what it scored are user data: pg_dump keeps them.
+SELECT pg_catalog.pg_extension_config_dump('recsys.prediction_log', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.prediction_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.prediction_sets', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.prediction_sets_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.prediction_set_rows', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.realized_quality_results', '');
+SELECT pg_catalog.pg_extension_config_dump('recsys.realized_quality_product_results', '');
+
+-- Nothing to PUBLIC. The log and the sets hold per-customer rankings: recsys_admin's, which
+-- prunes them; the log is written only as the extension's owner by the scoring functions, the
+-- sets and results by the admin's refresh and update_realized_quality (the caller's rights).
+-- Readers see the aggregates.
+REVOKE ALL ON recsys.prediction_log, recsys.prediction_sets, recsys.prediction_set_rows,
+              recsys.realized_quality_results, recsys.realized_quality_product_results,
+              recsys.realized_quality, recsys.realized_quality_by_product FROM PUBLIC;
+REVOKE ALL ON SEQUENCE recsys.prediction_log_id_seq, recsys.prediction_sets_id_seq FROM PUBLIC;
+GRANT SELECT, DELETE ON recsys.prediction_log TO recsys_admin;
+GRANT SELECT, INSERT, DELETE ON recsys.prediction_sets, recsys.prediction_set_rows, recsys.realized_quality_results,
+                                recsys.realized_quality_product_results TO recsys_admin;
+GRANT USAGE ON SEQUENCE recsys.prediction_sets_id_seq TO recsys_admin;
+GRANT SELECT ON recsys.realized_quality, recsys.realized_quality_by_product TO recsys_reader;
+GRANT EXECUTE ON FUNCTION recsys.prediction_log_counters() TO recsys_reader;
+GRANT EXECUTE ON FUNCTION
+    recsys.realized_quality_pending(text, boolean),
+    recsys.snapshot_source(jsonb),
+    recsys.snapshot_month_sql(text, text, boolean),
+    recsys.snapshot_latest_month(jsonb),
+    recsys.compute_realized_quality(text, integer, date, text, bigint),
+    recsys.update_realized_quality(text, boolean),
+    recsys.drop_prediction_sets(text, date)
+TO recsys_admin;
+
+-- ==== sql/0.3.0/84_drift.sql
+-- Drift and skew (docs/monitoring.md, "Drift and skew"): the reference distribution of every
+-- feature and product over a model's training months, stored with the version; the
+-- population stability index of a later month against it (recsys.feature_drift); the mean
+-- predicted probability per product against the adds observed the month after
+-- (recsys.prediction_skew); and the moments of the encoded inputs at training against what
+-- serving encodes (recsys.training_serving_skew).
+
+---------------------------------------------------------------------------------------------
+-- The reference of each model version
+---------------------------------------------------------------------------------------------
+-- A table of its own rather than a key of recsys.models.training_data: it can be recorded (and
+-- recorded again) for a version registered from outside (a PyTorch export) without updating the
+-- registry row, whose every change invalidates the model caches of all backends and whose
+-- training_data readers may see; and it holds quantile edges of income and category
+-- frequencies, which are no more for recsys_reader than the feature spec's fitted statistics.
+CREATE TABLE recsys.feature_references (
+    name          text        NOT NULL,
+    version       integer     NOT NULL,
+    -- {"format": 1, "rows": N,
+    --  "features": [{"column", "kind": "numeric", "null_count", "edges": [...], "counts": [...],
+    --                "min", "max", "transformed_mean", "transformed_stddev"},
+    --               {"column", "kind": "categorical", "null_count", "values": [...], "counts": [...],
+    --                "unknown_count"}, ...],
+    --  "products": [{"column", "held_count", "null_count"}, ...]}
+    -- A numeric feature's counts are those of its bins: counts[0] below edges[0], counts[i]
+    -- in [edges[i-1], edges[i]), the last at or above the last edge (width_bucket); NULLs apart.
+    reference     jsonb       NOT NULL,
+    -- {"relation", "month_column", "months": [from, to], "rows", "bins", "quantile_sample":
+    --  {"every", "rows"}, "model_sha256"}
+    computed_from jsonb       NOT NULL,
+    computed_at   timestamptz NOT NULL DEFAULT now(),
+    computed_by   name        NOT NULL,
+    PRIMARY KEY (name, version),
+    FOREIGN KEY (name, version) REFERENCES recsys.models (name, version) ON DELETE CASCADE
+);
+COMMENT ON TABLE recsys.feature_references IS 'Reference distribution of each feature (quantile bins or category frequencies, NULL share) and each product''s holding rate over a model version''s training months, for recsys.feature_drift and recsys.training_serving_skew';
+SELECT pg_catalog.pg_extension_config_dump('recsys.feature_references', '');
+REVOKE ALL ON recsys.feature_references FROM PUBLIC;
+GRANT SELECT ON recsys.feature_references TO recsys_admin;
+
+-- Written only through this function (SECURITY DEFINER: callers need no privilege on the
+-- table); computed_by is the acting role.
+CREATE FUNCTION recsys.store_feature_reference(model_name text, version integer, reference jsonb, computed_from jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model_name IS NULL OR version IS NULL OR reference IS NULL OR computed_from IS NULL THEN
+        RAISE EXCEPTION 'model_name, version, reference and computed_from must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(reference) <> 'object' OR jsonb_typeof(reference -> 'rows') IS DISTINCT FROM 'number'
+       OR jsonb_typeof(reference -> 'features') IS DISTINCT FROM 'array'
+       OR jsonb_typeof(reference -> 'products') IS DISTINCT FROM 'array'
+       OR jsonb_typeof(computed_from) <> 'object' THEN
+        RAISE EXCEPTION 'a feature reference must be an object with "rows", "features" and "products"'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = store_feature_reference.model_name
+                                                  AND m.version = store_feature_reference.version) THEN
+        RAISE EXCEPTION 'model "%" version % does not exist', model_name, version USING ERRCODE = 'undefined_object';
+    END IF;
+    INSERT INTO recsys.feature_references AS r (name, version, reference, computed_from, computed_at, computed_by)
+    VALUES (model_name, version, reference, computed_from, now(), recsys.acting_role())
+    ON CONFLICT ON CONSTRAINT feature_references_pkey DO UPDATE
+       SET reference = excluded.reference, computed_from = excluded.computed_from,
+           computed_at = excluded.computed_at, computed_by = excluded.computed_by;
+END
+$$;
+COMMENT ON FUNCTION recsys.store_feature_reference(text, integer, jsonb, jsonb) IS 'Stores (or replaces) the feature reference of a model version in recsys.feature_references (computed_by: the acting role); used by recsys.record_feature_reference()';
+
+---------------------------------------------------------------------------------------------
+-- Reading the source: the same expressions and month ranges everywhere
+---------------------------------------------------------------------------------------------
+-- The SQL expression of one column of relation as the drift functions read it, by kind:
+--   numeric     -> float8 (a boolean as 0/1), as recsys.train() fits and the encoder reads it;
+--   categorical -> text, as the vocabulary was fitted;
+--   flag        -> the product flag compared with 1: true held, false not, NULL.
+-- A missing column raises 42703, a column of another type 42804.
+CREATE FUNCTION recsys.drift_column_sql(relation regclass, column_name text, kind text)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ      oid;
+    typ_kind "char";
+    base     oid;
+BEGIN
+    SELECT a.atttypid INTO typ FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', column_name, relation USING ERRCODE = 'undefined_column';
+    END IF;
+    base := typ;   -- a domain reads as its base type
+    LOOP
+        SELECT t.typtype, t.typbasetype INTO typ_kind, typ FROM pg_type t WHERE t.oid = base;
+        EXIT WHEN typ_kind <> 'd';
+        base := typ;
+    END LOOP;
+    IF kind = 'categorical' THEN
+        IF base = ANY ('{text,varchar,bpchar,name,char,int2,int4,int8,float4,float8,numeric,bool}'::regtype[]::oid[]) THEN
+            RETURN format('(%I)::pg_catalog.text', column_name);
+        END IF;
+    ELSIF kind IN ('numeric', 'flag') THEN
+        IF base = 'bool'::regtype THEN
+            RETURN format(CASE kind WHEN 'numeric' THEN '(%I)::pg_catalog.int4::pg_catalog.float8'
+                                    ELSE '(%I)::pg_catalog.int4 OPERATOR(pg_catalog.=) 1' END, column_name);
+        ELSIF base = ANY ('{int2,int4,int8,float4,float8,numeric}'::regtype[]::oid[]) THEN
+            RETURN format(CASE kind WHEN 'numeric' THEN '(%I)::pg_catalog.float8'
+                                    ELSE '(%I)::pg_catalog.float8 OPERATOR(pg_catalog.=) 1' END, column_name);
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'unknown column kind "%"', kind USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RAISE EXCEPTION 'column "%" of relation % has type %, which recsys cannot read as a % value', column_name, relation,
+                    format_type(base, NULL), kind
+        USING ERRCODE = 'datatype_mismatch';
+END
+$$;
+COMMENT ON FUNCTION recsys.drift_column_sql(regclass, text, text) IS 'The SQL expression the drift functions read a column as (kind numeric, categorical or flag); raises for a missing column or an unusable type';
+
+-- "month_column in [first day of months_from, first day of the month after months_to)",
+-- compared in the column's own type (an index on it serves); a timestamptz month in UTC.
+CREATE FUNCTION recsys.drift_month_range_sql(relation regclass, month_column text, months_from date, months_to date)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ    oid;
+    lo     text := to_char(date_trunc('month', months_from::timestamp), 'YYYY-MM-DD');
+    hi     text := to_char(date_trunc('month', months_to::timestamp) + interval '1 month', 'YYYY-MM-DD');
+    suffix text;
+BEGIN
+    SELECT a.atttypid INTO typ FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = month_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', month_column, relation USING ERRCODE = 'undefined_column';
+    END IF;
+    typ := coalesce((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype END FROM pg_type t WHERE t.oid = typ), typ);
+    IF typ = 'timestamptz'::regtype THEN
+        lo := lo || ' 00:00:00+00';
+        hi := hi || ' 00:00:00+00';
+        suffix := 'timestamptz';
+    ELSIF typ = 'timestamp'::regtype THEN
+        suffix := 'timestamp';
+    ELSIF typ = 'date'::regtype THEN
+        suffix := 'date';
+    ELSE
+        RAISE EXCEPTION 'month column "%" of relation % must be a date or timestamp, not %', month_column, relation,
+                        format_type(typ, NULL)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    RETURN format('%1$I OPERATOR(pg_catalog.>=) %2$L::pg_catalog.%4$s AND %1$I OPERATOR(pg_catalog.<) %3$L::pg_catalog.%4$s',
+                  month_column, lo, hi, suffix);
+END
+$$;
+COMMENT ON FUNCTION recsys.drift_month_range_sql(regclass, text, date, date) IS 'The WHERE condition of whole calendar months months_from .. months_to on a month column, in the column''s own type';
+
+-- Rows per bin of every dimension, in one scan (GROUPING SETS: one hash table per dimension).
+-- dimensions: [{"kind": "bins", "column", "edges": [...]}  -> width_bucket(value, edges)
+--              {"kind": "outside", "column", "min", "max"} -> 1 outside [min, max], else 0
+--              {"kind": "category", "column", "values": [...]} -> 1-based position, 0 for others
+--              {"kind": "flag", "column"}                   -> 1 held, 0 not]
+-- A NULL value is bin NULL. Returns (dimension, bin, rows), dimension 1-based.
+CREATE FUNCTION recsys.feature_bin_counts(relation regclass, month_column text, months_from date, months_to date,
+                                          dimensions jsonb)
+RETURNS TABLE (dimension integer, bin integer, rows bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel_name text;
+    exprs    text[] := '{}';
+    sets     text[] := '{}';
+    cases    text := '';
+    bins     text := '';
+    d        jsonb;
+    v        text;
+    n        integer := jsonb_array_length(dimensions);
+    mask     bigint;
+    i        integer;
+BEGIN
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    IF n > 31 THEN   -- GROUPING() takes at most 31 arguments: several scans of 31 dimensions
+        RETURN QUERY SELECT c.dimension + 31 * (p.part - 1), c.bin, c.rows
+                       FROM generate_series(1, (n + 30) / 31) p(part),
+                            LATERAL recsys.feature_bin_counts(relation, month_column, months_from, months_to,
+                                (SELECT jsonb_agg(e.d ORDER BY e.o) FROM jsonb_array_elements(dimensions) WITH ORDINALITY e(d, o)
+                                  WHERE e.o > 31 * (p.part - 1) AND e.o <= 31 * p.part)) c;
+        RETURN;
+    END IF;
+    SELECT format('%I.%I', ns.nspname, cl.relname) INTO rel_name
+      FROM pg_class cl JOIN pg_namespace ns ON ns.oid = cl.relnamespace WHERE cl.oid = relation;
+    FOR i IN 1 .. n LOOP
+        d := dimensions -> (i - 1);
+        CASE d ->> 'kind'
+            WHEN 'bins' THEN
+                v := recsys.drift_column_sql(relation, d ->> 'column', 'numeric');
+                exprs := exprs || CASE WHEN jsonb_array_length(d -> 'edges') = 0
+                                       THEN format('CASE WHEN %1$s IS NULL THEN NULL ELSE 0 END', v)
+                                       ELSE format('pg_catalog.width_bucket(%s, %L::pg_catalog.float8[])', v,
+                                                   ARRAY(SELECT e::float8 FROM jsonb_array_elements_text(d -> 'edges') e)) END;
+            WHEN 'outside' THEN
+                v := recsys.drift_column_sql(relation, d ->> 'column', 'numeric');
+                exprs := exprs || format('CASE WHEN %1$s IS NULL THEN NULL WHEN %1$s OPERATOR(pg_catalog.<) %2$L::pg_catalog.float8 '
+                                         'OR %1$s OPERATOR(pg_catalog.>) %3$L::pg_catalog.float8 THEN 1 ELSE 0 END',
+                                         v, (d ->> 'min')::float8, (d ->> 'max')::float8);
+            WHEN 'category' THEN
+                v := recsys.drift_column_sql(relation, d ->> 'column', 'categorical');
+                exprs := exprs || format('CASE WHEN %1$s IS NULL THEN NULL ELSE COALESCE('
+                                         'pg_catalog.array_position(%2$L::pg_catalog.text[], %1$s), 0) END',
+                                         v, ARRAY(SELECT jsonb_array_elements_text(d -> 'values')));
+            WHEN 'flag' THEN
+                v := recsys.drift_column_sql(relation, d ->> 'column', 'flag');
+                exprs := exprs || format('(%s)::pg_catalog.int4', v);
+            ELSE
+                RAISE EXCEPTION 'unknown dimension kind "%"', d ->> 'kind' USING ERRCODE = 'invalid_parameter_value';
+        END CASE;
+        sets := sets || format('(d%s)', i);
+        -- GROUPING(d1, .., dn) has a 1 bit for every dimension not grouped; d1 is the highest bit.
+        mask := ((1::bigint << n) - 1) - (1::bigint << (n - i));
+        cases := cases || format(' WHEN %s THEN %s', mask, i);
+        bins := bins || format(' WHEN %s THEN s.d%s', mask, i);
+    END LOOP;
+    RETURN QUERY EXECUTE format(
+        'SELECT (CASE GROUPING(%1$s)%2$s END)::pg_catalog.int4, (CASE GROUPING(%1$s)%3$s END)::pg_catalog.int4, '
+        'pg_catalog.count(*) FROM (SELECT %4$s FROM %5$s WHERE %6$s) s GROUP BY GROUPING SETS (%7$s)',
+        (SELECT string_agg(format('s.d%s', k), ', ' ORDER BY k) FROM generate_series(1, n) k), cases, bins,
+        (SELECT string_agg(format('%s AS d%s', exprs[k], k), ', ' ORDER BY k) FROM generate_series(1, n) k),
+        rel_name, recsys.drift_month_range_sql(relation, month_column, months_from, months_to),
+        array_to_string(sets, ', '));
+END
+$$;
+COMMENT ON FUNCTION recsys.feature_bin_counts(regclass, text, date, date, jsonb) IS 'Rows per bin of each dimension (quantile bins, outside a range, category, product flag) over whole months of a relation, in one scan; used by recsys.record_feature_reference and recsys.feature_drift';
+
+
+---------------------------------------------------------------------------------------------
+-- Recording a reference
+---------------------------------------------------------------------------------------------
+-- Three scans of the months, whatever the number of columns (docs/monitoring.md):
+--   1. rows; per numeric feature its non-NULL count, minimum, maximum, and the mean and
+--      population standard deviation after the encoder's clip and transform; per product the
+--      rows holding it and its non-NULL count;
+--   2. the quantile edges of numeric features: percentile_disc at 1/10 .. 9/10 over a sample of
+--      customers (all rows up to 200,000; else the customers whose hashint8(id) is a multiple
+--      of ceil(rows / 200,000), about 200,000 rows, the same ones every time);
+--   3. rows per quantile bin (counted over every row, not the sample) and per vocabulary value
+--      (recsys.feature_bin_counts).
+-- recsys.train() calls it for every version it registers, over its training months; call it
+-- for a version registered otherwise. Reads the source with the caller's rights.
+CREATE FUNCTION recsys.record_feature_reference(model_name text, version integer, months_from date, months_to date)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bins          CONSTANT integer := 10;       -- kReferenceBins, src/core/drift_statistics.h
+    sample_target CONSTANT bigint := 200000;
+    spec          jsonb;
+    sha           text;
+    rel_oid       regclass;
+    rel_name      text;
+    id_col        text;
+    month_col     text;
+    range_sql     text;
+    features      jsonb;
+    products      text[];
+    value_sql     text[] := '{}';               -- per numeric feature, in spec order
+    transformed   text[] := '{}';
+    flag_sql      text[] := '{}';               -- per product
+    x             text;
+    f             jsonb;
+    i             integer;
+    k             integer;
+    d             integer;
+    n_rows        bigint;
+    mins          float8[];
+    maxs          float8[];
+    means         float8[];
+    sds           float8[];
+    held          bigint[];
+    held_nonnull  bigint[];
+    every         bigint;
+    sample_rows   bigint;
+    quantiles     jsonb;
+    edges         jsonb;
+    dims          jsonb := '[]';
+    counts        jsonb;
+    out_features  jsonb := '[]';
+    out_products  jsonb := '[]';
+BEGIN
+    IF model_name IS NULL OR version IS NULL OR months_from IS NULL OR months_to IS NULL THEN
+        RAISE EXCEPTION 'model_name, version, months_from and months_to must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF date_trunc('month', months_from::timestamp) > date_trunc('month', months_to::timestamp) THEN
+        RAISE EXCEPTION 'months_from % is after months_to %', to_char(months_from, 'YYYY-MM'), to_char(months_to, 'YYYY-MM')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT m.feature_spec, encode(m.sha256, 'hex') INTO spec, sha FROM recsys.models m
+     WHERE m.name = record_feature_reference.model_name AND m.version = record_feature_reference.version;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" version % does not exist', model_name, version USING ERRCODE = 'undefined_object';
+    END IF;
+    -- The registry keeps the relation schema-qualified: the cast does not depend on search_path.
+    rel_oid := (spec -> 'source' ->> 'relation')::regclass;
+    SELECT format('%I.%I', ns.nspname, cl.relname) INTO rel_name
+      FROM pg_class cl JOIN pg_namespace ns ON ns.oid = cl.relnamespace WHERE cl.oid = rel_oid;
+    id_col := spec -> 'source' ->> 'id_column';
+    month_col := spec -> 'source' ->> 'month_column';
+    features := coalesce(spec -> 'features', '[]');
+    products := ARRAY(SELECT jsonb_array_elements_text(coalesce(spec -> 'products', '[]')));
+    range_sql := recsys.drift_month_range_sql(rel_oid, month_col, months_from, months_to);
+
+    -- 1. Rows, numeric features and products.
+    FOR i IN 0 .. jsonb_array_length(features) - 1 LOOP
+        f := features -> i;
+        IF f ->> 'kind' = 'categorical' THEN
+            CONTINUE;
+        END IF;
+        value_sql := value_sql || recsys.drift_column_sql(rel_oid, f ->> 'column', 'numeric');
+        -- The encoder's clip and transform (src/core/feature_encoder.cpp; the same SQL as
+        -- src/pg/feature_fitting.cpp): clip to the spec's bounds, then log1p of max(x, 0).
+        x := value_sql[cardinality(value_sql)];
+        IF jsonb_typeof(f -> 'clip_min') = 'number' THEN
+            x := format('GREATEST(%s, %L::pg_catalog.float8)', x, (f ->> 'clip_min')::float8);
+        END IF;
+        IF jsonb_typeof(f -> 'clip_max') = 'number' THEN
+            x := format('LEAST(%s, %L::pg_catalog.float8)', x, (f ->> 'clip_max')::float8);
+        END IF;
+        IF f ->> 'transform' = 'log1p' THEN
+            x := format('pg_catalog.ln(1::pg_catalog.float8 OPERATOR(pg_catalog.+) GREATEST(%s, 0::pg_catalog.float8))', x);
+        END IF;
+        -- GREATEST and LEAST skip NULLs: a NULL stays NULL (the encoder does not standardise it).
+        transformed := transformed || format('CASE WHEN %s IS NULL THEN NULL ELSE %s END', value_sql[cardinality(value_sql)], x);
+    END LOOP;
+    FOR i IN 1 .. coalesce(cardinality(products), 0) LOOP
+        flag_sql := flag_sql || recsys.drift_column_sql(rel_oid, products[i], 'flag');
+    END LOOP;
+    EXECUTE format('SELECT pg_catalog.count(*), ARRAY[%s]::pg_catalog.float8[], ARRAY[%s]::pg_catalog.float8[], '
+                   'ARRAY[%s]::pg_catalog.float8[], ARRAY[%s]::pg_catalog.float8[], ARRAY[%s]::pg_catalog.int8[], '
+                   'ARRAY[%s]::pg_catalog.int8[] FROM %s WHERE %s',
+                   (SELECT coalesce(string_agg(format('pg_catalog.min(%s)', u.x), ', ' ORDER BY u.o), '')
+                      FROM unnest(value_sql) WITH ORDINALITY u(x, o)),
+                   (SELECT coalesce(string_agg(format('pg_catalog.max(%s)', u.x), ', ' ORDER BY u.o), '')
+                      FROM unnest(value_sql) WITH ORDINALITY u(x, o)),
+                   (SELECT coalesce(string_agg(format('pg_catalog.avg(%s)', u.x), ', ' ORDER BY u.o), '')
+                      FROM unnest(transformed) WITH ORDINALITY u(x, o)),
+                   (SELECT coalesce(string_agg(format('pg_catalog.stddev_pop(%s)', u.x), ', ' ORDER BY u.o), '')
+                      FROM unnest(transformed) WITH ORDINALITY u(x, o)),
+                   (SELECT coalesce(string_agg(format('pg_catalog.count(*) FILTER (WHERE %s)', u.x), ', ' ORDER BY u.o), '')
+                      FROM unnest(flag_sql) WITH ORDINALITY u(x, o)),
+                   (SELECT coalesce(string_agg(format('pg_catalog.count(%I)', u.x), ', ' ORDER BY u.o), '')
+                      FROM unnest(products) WITH ORDINALITY u(x, o)),
+                   rel_name, range_sql)
+       INTO STRICT n_rows, mins, maxs, means, sds, held, held_nonnull;
+    IF n_rows = 0 THEN
+        RAISE EXCEPTION '% has no snapshots from % to %', rel_name, to_char(months_from, 'YYYY-MM'),
+                        to_char(months_to, 'YYYY-MM')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    -- 2. Quantile edges, on the sample.
+    every := greatest(1, ceil(n_rows::numeric / sample_target))::bigint;
+    sample_rows := n_rows;
+    IF cardinality(value_sql) > 0 THEN
+        EXECUTE format('SELECT pg_catalog.count(*), pg_catalog.jsonb_build_array(%s) FROM %s WHERE %s%s',
+                       (SELECT string_agg(format('pg_catalog.percentile_disc($1) WITHIN GROUP (ORDER BY %s)', u.x), ', '
+                                          ORDER BY u.o)
+                          FROM unnest(value_sql) WITH ORDINALITY u(x, o)),
+                       rel_name, range_sql,
+                       CASE WHEN every > 1
+                            THEN format(' AND pg_catalog.hashint8((%I)::pg_catalog.int8) OPERATOR(pg_catalog.%%) '
+                                        '%s::pg_catalog.int4 OPERATOR(pg_catalog.=) 0', id_col, every)
+                            ELSE '' END)
+           INTO STRICT sample_rows, quantiles
+          USING ARRAY(SELECT q::float8 / bins FROM generate_series(1, bins - 1) q);
+    END IF;
+
+    -- 3. Rows per bin and per category: one dimension per feature, in spec order.
+    k := 0;
+    FOR i IN 0 .. jsonb_array_length(features) - 1 LOOP
+        f := features -> i;
+        IF f ->> 'kind' = 'categorical' THEN
+            dims := dims || jsonb_build_object('kind', 'category', 'column', f ->> 'column',
+                                               'values', coalesce(f -> 'vocabulary', '[]'));
+        ELSE
+            k := k + 1;
+            -- Distinct edges, ascending (a discrete feature has fewer than bins - 1).
+            dims := dims || jsonb_build_object('kind', 'bins', 'column', f ->> 'column',
+                'edges', to_jsonb(ARRAY(SELECT DISTINCT e.v::float8 FROM jsonb_array_elements_text(
+                                            CASE WHEN jsonb_typeof(quantiles -> (k - 1)) = 'array'
+                                                 THEN quantiles -> (k - 1) ELSE '[]' END) e(v) ORDER BY 1)));
+        END IF;
+    END LOOP;
+    SELECT jsonb_object_agg(c.dimension || ':' || coalesce(c.bin::text, 'null'), c.rows) INTO counts
+      FROM recsys.feature_bin_counts(rel_oid, month_col, months_from, months_to, dims) c;
+    counts := coalesce(counts, '{}');
+
+    k := 0;
+    FOR i IN 0 .. jsonb_array_length(features) - 1 LOOP
+        f := features -> i;
+        d := i + 1;
+        IF f ->> 'kind' = 'categorical' THEN
+            out_features := out_features || jsonb_build_object(
+                'column', f ->> 'column', 'kind', 'categorical',
+                'null_count', coalesce((counts ->> format('%s:null', d))::bigint, 0),
+                'values', coalesce(f -> 'vocabulary', '[]'),
+                'counts', coalesce((SELECT jsonb_agg(coalesce((counts ->> format('%s:%s', d, b))::bigint, 0) ORDER BY b)
+                                      FROM generate_series(1, jsonb_array_length(coalesce(f -> 'vocabulary', '[]'))) b), '[]'),
+                'unknown_count', coalesce((counts ->> format('%s:0', d))::bigint, 0));
+        ELSE
+            k := k + 1;
+            edges := dims -> i -> 'edges';
+            out_features := out_features || jsonb_build_object(
+                'column', f ->> 'column', 'kind', 'numeric',
+                'null_count', coalesce((counts ->> format('%s:null', d))::bigint, 0),
+                'edges', edges,
+                'counts', (SELECT jsonb_agg(coalesce((counts ->> format('%s:%s', d, b))::bigint, 0) ORDER BY b)
+                             FROM generate_series(0, jsonb_array_length(edges)) b),
+                'min', mins[k], 'max', maxs[k], 'transformed_mean', means[k], 'transformed_stddev', sds[k]);
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. coalesce(cardinality(products), 0) LOOP
+        out_products := out_products || jsonb_build_object('column', products[i], 'held_count', held[i],
+                                                           'null_count', n_rows - held_nonnull[i]);
+    END LOOP;
+
+    PERFORM recsys.store_feature_reference(model_name, version,
+        jsonb_build_object('format', 1, 'rows', n_rows, 'features', out_features, 'products', out_products),
+        jsonb_build_object('relation', rel_name, 'month_column', month_col,
+                           'months', jsonb_build_array(to_char(months_from, 'YYYY-MM'), to_char(months_to, 'YYYY-MM')),
+                           'rows', n_rows, 'bins', bins,
+                           'quantile_sample', jsonb_build_object('every', every, 'rows', sample_rows),
+                           'model_sha256', sha));
+    RETURN n_rows;
+END
+$$;
+COMMENT ON FUNCTION recsys.record_feature_reference(text, integer, date, date) IS 'Computes and stores the reference distribution of a model version''s features (10 quantile bins of numeric ones, frequencies per vocabulary value of categorical ones, NULL shares) and products (holding rates) over the months months_from .. months_to of its source; recsys.train() calls it over its training months. Returns the rows counted';
+
+---------------------------------------------------------------------------------------------
+-- Comparing a month with the reference
+---------------------------------------------------------------------------------------------
+CREATE FUNCTION recsys.population_stability_index(expected double precision[], actual double precision[],
+                                                  epsilon double precision DEFAULT 0.0001)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'recsys_population_stability_index' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION recsys.population_stability_index(double precision[], double precision[], double precision) IS 'PSI between two distributions over the same bins, given as counts or shares (each normalised by its sum): sum of (a - e) * ln(a / e), every share raised to at least epsilon';
+
+-- One row per feature of the model, then one per product. The month is read by one GROUPING
+-- SETS query per 31 dimensions (recsys.feature_bin_counts): two scans for the default model's
+-- 36 (5 numeric features with bins and range, 2 categorical, 24 products).
+CREATE FUNCTION recsys.feature_drift(model_name text, month date, version integer DEFAULT NULL)
+RETURNS TABLE (feature text, kind text, psi double precision, null_share double precision,
+               reference_null_share double precision, unseen_share double precision, holding_rate double precision,
+               reference_holding_rate double precision, status text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp ROWS 40
+AS $$
+DECLARE
+    -- docs/monitoring.md, "Drift and skew"; src/core/drift_statistics.h.
+    psi_warn   CONSTANT float8 := 0.1;
+    psi_alert  CONSTANT float8 := 0.25;
+    v          integer;
+    ref        jsonb;
+    spec       jsonb;
+    rel_oid    regclass;
+    month_col  text;
+    dims       jsonb := '[]';
+    counts     jsonb;
+    month_rows bigint;
+    f          jsonb;
+    p          jsonb;
+    i          integer;
+    d          integer := 0;
+    nb         integer;
+    ref_rows   float8;
+    e_counts   float8[];
+    a_counts   float8[];
+    a_null     float8;
+    a_nonnull  float8;
+BEGIN
+    IF model_name IS NULL OR month IS NULL THEN
+        RAISE EXCEPTION 'model_name and month must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = feature_drift.model_name) THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF feature_drift.version IS NULL THEN
+        SELECT m.version INTO v FROM recsys.models m WHERE m.name = feature_drift.model_name AND m.status = 'production';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'model "%" has no production version', model_name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Promote one with recsys.promote(name, version), or pass version => N.';
+        END IF;
+    ELSE
+        v := feature_drift.version;
+        IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = feature_drift.model_name AND m.version = v) THEN
+            RAISE EXCEPTION 'model "%" version % does not exist', model_name, v USING ERRCODE = 'undefined_object';
+        END IF;
+    END IF;
+    SELECT r.reference INTO ref FROM recsys.feature_references r WHERE r.name = feature_drift.model_name AND r.version = v;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" version % has no feature reference', model_name, v
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'recsys.train() records one for every model it trains; a model registered otherwise has none until one is recorded.',
+                  HINT = format('Record one with SELECT recsys.record_feature_reference(%L, %s, months_from, months_to) over its training months.',
+                                model_name, v);
+    END IF;
+    SELECT m.feature_spec INTO spec FROM recsys.models m WHERE m.name = feature_drift.model_name AND m.version = v;
+    rel_oid := (spec -> 'source' ->> 'relation')::regclass;
+    month_col := spec -> 'source' ->> 'month_column';
+    ref_rows := (ref ->> 'rows')::float8;
+
+    -- Dimensions: a numeric feature's bins, then whether it lies outside the reference's
+    -- [min, max]; a categorical feature's values; a product's flag.
+    FOR f IN SELECT e.f FROM jsonb_array_elements(ref -> 'features') WITH ORDINALITY e(f, o) ORDER BY e.o LOOP
+        IF f ->> 'kind' = 'categorical' THEN
+            dims := dims || jsonb_build_object('kind', 'category', 'column', f ->> 'column', 'values', f -> 'values');
+        ELSE
+            dims := dims || jsonb_build_object('kind', 'bins', 'column', f ->> 'column', 'edges', f -> 'edges')
+                         || jsonb_build_object('kind', 'outside', 'column', f ->> 'column',
+                                               'min', coalesce(f -> 'min', '0'), 'max', coalesce(f -> 'max', '0'));
+        END IF;
+    END LOOP;
+    FOR p IN SELECT e.p FROM jsonb_array_elements(ref -> 'products') WITH ORDINALITY e(p, o) ORDER BY e.o LOOP
+        dims := dims || jsonb_build_object('kind', 'flag', 'column', p ->> 'column');
+    END LOOP;
+    IF jsonb_array_length(dims) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT jsonb_object_agg(c.dimension || ':' || coalesce(c.bin::text, 'null'), c.rows),
+           sum(c.rows) FILTER (WHERE c.dimension = 1)
+      INTO counts, month_rows
+      FROM recsys.feature_bin_counts(rel_oid, month_col, feature_drift.month, feature_drift.month, dims) c;
+    IF coalesce(month_rows, 0) = 0 THEN
+        RAISE EXCEPTION '% has no snapshots in %', rel_oid, to_char(feature_drift.month, 'YYYY-MM')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    FOR f IN SELECT e.f FROM jsonb_array_elements(ref -> 'features') WITH ORDINALITY e(f, o) ORDER BY e.o LOOP
+        d := d + 1;
+        feature := f ->> 'column';
+        kind := f ->> 'kind';
+        a_null := coalesce((counts ->> format('%s:null', d))::float8, 0);
+        a_nonnull := month_rows - a_null;
+        null_share := a_null / month_rows;
+        reference_null_share := (f ->> 'null_count')::float8 / ref_rows;
+        holding_rate := NULL;
+        reference_holding_rate := NULL;
+        IF kind = 'categorical' THEN
+            -- Bins: each vocabulary value, then other values, then NULL.
+            nb := jsonb_array_length(f -> 'values');
+            e_counts := ARRAY(SELECT c::float8 FROM jsonb_array_elements_text(f -> 'counts') c)
+                        || (f ->> 'unknown_count')::float8 || (f ->> 'null_count')::float8;
+            a_counts := ARRAY(SELECT coalesce((counts ->> format('%s:%s', d, b))::float8, 0) FROM generate_series(1, nb) b ORDER BY b)
+                        || coalesce((counts ->> format('%s:0', d))::float8, 0) || a_null;
+            unseen_share := CASE WHEN a_nonnull > 0 THEN coalesce((counts ->> format('%s:0', d))::float8, 0) / a_nonnull END;
+        ELSE
+            -- Bins: the reference's quantile bins, then NULL.
+            nb := jsonb_array_length(f -> 'edges') + 1;
+            e_counts := ARRAY(SELECT c::float8 FROM jsonb_array_elements_text(f -> 'counts') c) || (f ->> 'null_count')::float8;
+            a_counts := ARRAY(SELECT coalesce((counts ->> format('%s:%s', d, b))::float8, 0) FROM generate_series(0, nb - 1) b ORDER BY b)
+                        || a_null;
+            d := d + 1;   -- the "outside [min, max]" dimension
+            unseen_share := CASE WHEN a_nonnull > 0 THEN coalesce((counts ->> format('%s:1', d))::float8, 0) / a_nonnull END;
+        END IF;
+        psi := recsys.population_stability_index(e_counts, a_counts);
+        status := CASE WHEN psi > psi_alert THEN 'alert' WHEN psi > psi_warn THEN 'warn' ELSE 'ok' END;
+        RETURN NEXT;
+    END LOOP;
+
+    FOR p IN SELECT e.p FROM jsonb_array_elements(ref -> 'products') WITH ORDINALITY e(p, o) ORDER BY e.o LOOP
+        d := d + 1;
+        feature := p ->> 'column';
+        kind := 'product';
+        a_null := coalesce((counts ->> format('%s:null', d))::float8, 0);
+        null_share := a_null / month_rows;
+        reference_null_share := (p ->> 'null_count')::float8 / ref_rows;
+        unseen_share := NULL;
+        -- Bins: held, not held, NULL.
+        e_counts := ARRAY[(p ->> 'held_count')::float8,
+                          ref_rows - (p ->> 'held_count')::float8 - (p ->> 'null_count')::float8,
+                          (p ->> 'null_count')::float8];
+        a_counts := ARRAY[coalesce((counts ->> format('%s:1', d))::float8, 0), coalesce((counts ->> format('%s:0', d))::float8, 0),
+                          a_null];
+        holding_rate := CASE WHEN month_rows > a_null THEN a_counts[1] / (month_rows - a_null) END;
+        reference_holding_rate := CASE WHEN ref_rows > e_counts[3] THEN e_counts[1] / (ref_rows - e_counts[3]) END;
+        psi := recsys.population_stability_index(e_counts, a_counts);
+        status := CASE WHEN psi > psi_alert THEN 'alert' WHEN psi > psi_warn THEN 'warn' ELSE 'ok' END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.feature_drift(text, date, integer) IS 'Population stability index of each feature (on the reference''s quantile bins or vocabulary, NULL a bin of its own) and each product''s holding (held, not held, NULL) between a model version''s feature reference and one month of its source (production unless a version is given); status ok, warn (PSI > 0.1) or alert (> 0.25); with NULL shares, the share of non-NULL values the reference never saw (numeric: outside its [min, max]; categorical: outside the vocabulary) and holding rates';
+
+CREATE FUNCTION recsys.prediction_skew(model_name text, month date, version integer DEFAULT NULL)
+RETURNS TABLE (product text, segment text, customers bigint, mean_predicted double precision,
+               calibrated_predicted double precision, observed_add_rate double precision, observed_adds bigint,
+               ratio double precision, status text)
+AS 'MODULE_PATHNAME', 'recsys_prediction_skew' LANGUAGE C VOLATILE ROWS 150;
+COMMENT ON FUNCTION recsys.prediction_skew(text, date, integer) IS 'Per product, overall (segment ''all'') and per segment: the mean predicted probability of an add over the customers with snapshots in month and the month after who do not hold it in month (scored with inputs ending at month), its calibration for the training''s sampling of examples without adds, and the share of them holding it the month after; status warn or alert when the calibrated-to-observed ratio leaves [1/1.5, 1.5] or [1/2, 2] by more than 3 Poisson standard deviations, with at least 10 adds observed or expected';
+
+CREATE FUNCTION recsys.training_serving_skew(model_name text, month date, version integer DEFAULT NULL)
+RETURNS TABLE (input text, feature text, training_mean double precision, serving_mean double precision,
+               training_null_rate double precision, serving_null_rate double precision,
+               standardized_difference double precision, flagged boolean)
+AS 'MODULE_PATHNAME', 'recsys_training_serving_skew' LANGUAGE C VOLATILE ROWS 30;
+COMMENT ON FUNCTION recsys.training_serving_skew(text, date, integer) IS 'Per encoded input of the model (a numeric feature''s standardised value and missing flag, a categorical feature''s one-hot slots): its mean over the training months implied by the feature reference against its mean over every customer''s row of month as the model''s encoder encodes it, the feature''s NULL rates, and the standardized difference; flagged beyond 0.25 in absolute value or when the NULL rate moved by more than 0.05';
+
+REVOKE ALL ON FUNCTION recsys.store_feature_reference(text, integer, jsonb, jsonb),
+                       recsys.drift_column_sql(regclass, text, text),
+                       recsys.drift_month_range_sql(regclass, text, date, date),
+                       recsys.feature_bin_counts(regclass, text, date, date, jsonb),
+                       recsys.record_feature_reference(text, integer, date, date),
+                       recsys.population_stability_index(double precision[], double precision[], double precision),
+                       recsys.feature_drift(text, date, integer),
+                       recsys.prediction_skew(text, date, integer),
+                       recsys.training_serving_skew(text, date, integer) FROM PUBLIC;
+-- Monitoring reads the fitted distributions and the source: recsys_admin, as validate_data.
+-- The helpers run with the caller's rights, so they are granted to whoever calls their callers.
+GRANT EXECUTE ON FUNCTION recsys.store_feature_reference(text, integer, jsonb, jsonb),
+                          recsys.drift_column_sql(regclass, text, text),
+                          recsys.drift_month_range_sql(regclass, text, date, date),
+                          recsys.feature_bin_counts(regclass, text, date, date, jsonb),
+                          recsys.record_feature_reference(text, integer, date, date),
+                          recsys.feature_drift(text, date, integer),
+                          recsys.prediction_skew(text, date, integer),
+                          recsys.training_serving_skew(text, date, integer) TO recsys_admin;
+-- Arithmetic on the caller's own numbers.
+GRANT EXECUTE ON FUNCTION recsys.population_stability_index(double precision[], double precision[], double precision)
+    TO recsys_reader;
+
+-- ==== sql/0.3.0/86_model_report.sql
+-- One place to look (docs/monitoring.md, "One place to look"): recsys.model_report(name), the
+-- history of one model as rows a DBA or analyst reads on one screen, and
+-- recsys.model_report_svg(name), the same as a picture. Both are read-only and built from what
+-- the other monitoring objects keep or compute: the registry and its events, the validation
+-- records, recsys.realized_quality, recsys.feature_drift, recsys.prediction_skew,
+-- recsys.training_serving_skew and recsys.serving_stats.
+--
+-- Which months: drift for every month after the production version's training reference that
+-- has snapshots, the latest `months` (12) of them (one scan of each month); prediction skew and
+-- training/serving skew for one month, the latest whose following month has landed (skew
+-- scores every customer of that month, as score_all does). Nothing is stored: each call
+-- computes again.
+--
+-- Privileges: recsys_admin. The functions are SECURITY INVOKER and read the feature
+-- references, the prediction sets and log and the source relation (through feature_drift and
+-- prediction_skew), none of which recsys_reader may read; what they return is aggregated (no
+-- customer id, no ranking of a customer).
+
+---------------------------------------------------------------------------------------------
+-- Helpers (internal; granted to recsys_admin because the report runs with the caller's rights)
+---------------------------------------------------------------------------------------------
+
+-- The version the report is about: production, else the latest version.
+CREATE FUNCTION recsys.model_report_subject(model_name text, OUT version integer, OUT status text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.version, m.status FROM recsys.models m
+     WHERE m.name = model_name
+     ORDER BY (m.status = 'production') DESC, m.version DESC
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION recsys.model_report_subject(text) IS 'The version a model report describes: production, else the latest (internal)';
+
+-- Realized quality, one row per (version, month): the latest prediction set (batch, every
+-- customer) when there is one, else the prediction log (online, a sample); the online figures
+-- beside it when both exist.
+CREATE FUNCTION recsys.model_report_quality(model_name text)
+RETURNS TABLE (version integer, month date, source text, set_id bigint, map7 double precision,
+               map7_adders double precision, precision7 double precision, recall7 double precision,
+               coverage double precision, customers bigint, adders bigint,
+               online_map7 double precision, online_customers bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT DISTINCT ON (r.version, r.month)
+           r.version, r.month, r.source, r.set_id, r.map7, r.map7_adders, r.precision7, r.recall7, r.coverage,
+           r.customers, r.adders, o.map7, o.customers
+      FROM recsys.realized_quality r
+      LEFT JOIN recsys.realized_quality o
+             ON r.source = 'batch' AND o.source = 'online' AND o.model = r.model AND o.version = r.version
+            AND o.month = r.month
+     WHERE r.model = model_name
+     ORDER BY r.version, r.month, (r.source = 'batch') DESC, r.set_id DESC NULLS LAST
+$$;
+COMMENT ON FUNCTION recsys.model_report_quality(text) IS 'Realized quality of a model, one row per version and predicted month: the latest prediction set, else the prediction log (internal to the model report)';
+
+-- What each version was expected to score: its latest validation record (the promotion
+-- gate's held-out month), else its latest recorded evaluation, else the figure on its
+-- early-stopping month (optimistic: training chose the epoch on it).
+CREATE FUNCTION recsys.model_report_estimates(model_name text)
+RETURNS TABLE (version integer, month date, map7 double precision, origin text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.version, e.month, e.map7, e.origin
+      FROM recsys.models m,
+           LATERAL (
+               SELECT date_trunc('month', v.month)::date AS month, v.candidate_map7 AS map7,
+                      format('validation record %s (promotion gate; %s customers)', v.id,
+                             to_char(v.customers, 'FM999,999,999,990')) AS origin, 1 AS pref
+                 FROM recsys.model_validations v
+                WHERE v.name = m.name AND v.candidate_version = m.version
+               UNION ALL
+               SELECT to_date(x.month, 'YYYY-MM'), (x.results -> 'lstm' ->> 'map7')::double precision,
+                      'recorded evaluation (recsys.evaluate_and_record)', 2
+                 FROM jsonb_each(CASE WHEN jsonb_typeof(m.metrics -> 'evaluation') = 'object'
+                                      THEN m.metrics -> 'evaluation' ELSE '{}' END) AS x(month, results)
+                WHERE x.month ~ '^\d{4}-\d{2}$' AND jsonb_typeof(x.results -> 'lstm' -> 'map7') = 'number'
+               UNION ALL
+               SELECT to_date(m.metrics ->> 'validation_month', 'YYYY-MM'), (m.metrics ->> 'map7')::double precision,
+                      'early-stopping month (optimistic)', 3
+                WHERE (m.metrics ->> 'validation_month') ~ '^\d{4}-\d{2}$' AND jsonb_typeof(m.metrics -> 'map7') = 'number'
+               ORDER BY pref, month DESC
+               LIMIT 1) e
+     WHERE m.name = model_name
+     ORDER BY m.version
+$$;
+COMMENT ON FUNCTION recsys.model_report_estimates(text) IS 'Each version''s expected MAP@7 and the month it was measured on: latest validation record, else recorded evaluation, else early-stopping month (internal to the model report)';
+
+-- Promotions and rollbacks, each placed on the month axis at the first month the version it
+-- put into production predicted after it (a prediction set refreshed, or an online call logged,
+-- after the event); the current production version, if it has predicted nothing since, at the
+-- month after the latest snapshot month (what it predicts next); otherwise no month.
+CREATE FUNCTION recsys.model_report_markers(model_name text, latest_month date)
+RETURNS TABLE (event_id bigint, action text, version integer, previous_version integer, at timestamptz, by name,
+               forced boolean, reason text, validation_id bigint, month date)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.id, e.action, e.version, e.previous_version, e.at, e.by, e.forced, e.reason, e.validation_id,
+           coalesce(least((SELECT min(s.month) FROM recsys.prediction_sets s
+                            WHERE s.model = e.name AND s.version = e.version AND s.refreshed_at >= e.at),
+                          (SELECT l.month FROM recsys.prediction_log l
+                            WHERE l.model = e.name AND l.version = e.version AND l.at >= e.at
+                            ORDER BY l.month LIMIT 1)),
+                    CASE WHEN m.status = 'production'
+                          AND NOT EXISTS (SELECT 1 FROM recsys.model_events later
+                                           WHERE later.name = e.name AND later.id > e.id
+                                             AND later.action IN ('promote', 'rollback'))
+                         THEN (latest_month + interval '1 month')::date END)
+      FROM recsys.model_events e
+      JOIN recsys.models m ON m.name = e.name AND m.version = e.version
+     WHERE e.name = model_name AND e.action IN ('promote', 'rollback')
+     ORDER BY e.id
+$$;
+COMMENT ON FUNCTION recsys.model_report_markers(text, date) IS 'Promotions and rollbacks of a model with the first month the version predicted after each (internal to the model report)';
+
+-- Feature drift of `version` for every month after its reference's months that has snapshots
+-- (the latest `months` of them, up to the latest snapshot month). A row with feature NULL says
+-- why there is nothing (no reference, no month after it, the relation gone).
+CREATE FUNCTION recsys.model_report_drift(model_name text, version integer, months integer DEFAULT 12)
+RETURNS TABLE (month date, feature text, kind text, psi double precision, status text, null_share double precision,
+               reference_null_share double precision, unseen_share double precision, note text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec     jsonb;
+    ref_to   date;
+    latest   date;
+    first_month date;
+    m        date;
+    message  text;
+BEGIN
+    SELECT r.computed_from INTO spec FROM recsys.feature_references r
+     WHERE r.name = model_report_drift.model_name AND r.version = model_report_drift.version;
+    IF NOT FOUND THEN
+        note := format('version %s has no feature reference (recsys.train() records one; '
+                       'recsys.record_feature_reference() records one for a model registered otherwise)',
+                       model_report_drift.version);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    ref_to := to_date(spec -> 'months' ->> 1, 'YYYY-MM');
+    SELECT m2.feature_spec INTO spec FROM recsys.models m2
+     WHERE m2.name = model_report_drift.model_name AND m2.version = model_report_drift.version;
+    BEGIN
+        latest := recsys.snapshot_latest_month(spec);
+    EXCEPTION WHEN undefined_table OR undefined_column THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+        note := message;
+        RETURN NEXT;
+        RETURN;
+    END;
+    IF latest IS NULL OR ref_to IS NULL OR latest <= ref_to THEN
+        note := format('no snapshot month after the training reference (%s) yet',
+                       coalesce(to_char(ref_to, 'YYYY-MM'), 'months not recorded'));
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    first_month := greatest((ref_to + interval '1 month')::date,
+                      (latest - make_interval(months => greatest(model_report_drift.months, 1) - 1))::date);
+    FOR m IN SELECT g::date FROM generate_series(first_month, latest, interval '1 month') g LOOP
+        BEGIN
+            RETURN QUERY
+                SELECT m, d.feature, d.kind, d.psi, d.status, d.null_share, d.reference_null_share, d.unseen_share,
+                       NULL::text
+                  FROM recsys.feature_drift(model_report_drift.model_name, m, model_report_drift.version) d;
+        EXCEPTION WHEN no_data_found THEN
+            NULL;   -- a month without snapshots (a gap): no column in the heat map
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_report_drift(text, integer, integer) IS 'recsys.feature_drift of one version for each month after its training reference that has snapshots, the latest `months` of them; a row with feature NULL says why there is none (internal to the model report)';
+
+-- Prediction skew of `version` on the latest month whose following month has snapshots. A row
+-- with product NULL says why there is none.
+CREATE FUNCTION recsys.model_report_skew(model_name text, version integer)
+RETURNS TABLE (month date, product text, segment text, customers bigint, calibrated_predicted double precision,
+               observed_add_rate double precision, observed_adds bigint, ratio double precision, status text,
+               note text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec    jsonb;
+    latest  date;
+    message text;
+BEGIN
+    SELECT m2.feature_spec INTO spec FROM recsys.models m2
+     WHERE m2.name = model_report_skew.model_name AND m2.version = model_report_skew.version;
+    BEGIN
+        latest := recsys.snapshot_latest_month(spec);
+    EXCEPTION WHEN undefined_table OR undefined_column THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+        note := message;
+        RETURN NEXT;
+        RETURN;
+    END;
+    IF latest IS NULL THEN
+        note := 'the source relation has no snapshots';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    month := (latest - interval '1 month')::date;
+    BEGIN
+        RETURN QUERY
+            SELECT (latest - interval '1 month')::date, s.product, s.segment, s.customers, s.calibrated_predicted,
+                   s.observed_add_rate, s.observed_adds, s.ratio, s.status, NULL::text
+              FROM recsys.prediction_skew(model_report_skew.model_name, (latest - interval '1 month')::date,
+                                          model_report_skew.version) s;
+    EXCEPTION WHEN no_data_found OR object_not_in_prerequisite_state OR data_exception THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+        note := message;
+        RETURN NEXT;
+    END;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_report_skew(text, integer) IS 'recsys.prediction_skew of one version on the latest month whose following month has landed; a row with product NULL says why there is none (internal to the model report)';
+
+-- How surprising a count of adds is under the predicted rate: the Poisson deviance
+-- 2 (observed ln(observed / expected) - (observed - expected)). It grows with both the size of
+-- the gap and the evidence for it, so the report ranks a clear gap in a large segment above a
+-- wide ratio on a handful of customers.
+CREATE FUNCTION recsys.model_report_skew_deviance(observed double precision, expected double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN expected > 0 AND observed >= 0
+            THEN 2 * (CASE WHEN observed > 0 THEN observed * ln(observed / expected) ELSE 0 END - (observed - expected)) END;
+COMMENT ON FUNCTION recsys.model_report_skew_deviance(double precision, double precision) IS 'Poisson deviance of an observed count against an expected one, to rank skewed products (internal to the model report)';
+
+-- Text and attribute values inside SVG: the five XML special characters, and control
+-- characters (not allowed in XML 1.0) as spaces.
+CREATE FUNCTION recsys.svg_escape(value text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN replace(replace(replace(replace(replace(
+           regexp_replace(value, '[\x01-\x08\x0b\x0c\x0e-\x1f]', ' ', 'g'),
+           '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;');
+COMMENT ON FUNCTION recsys.svg_escape(text) IS 'Text made safe for SVG (XML) text and attribute values';
+
+-- A short product label for charts: the Santander column ind_tjcr_fin_ult1 reads tjcr; other
+-- names stay as they are.
+CREATE FUNCTION recsys.model_report_product_label(product text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN coalesce(substring(product FROM '^ind_(.+?)(?:_fin)?_ult1$'), product);
+COMMENT ON FUNCTION recsys.model_report_product_label(text) IS 'Short label of a product column (ind_tjcr_fin_ult1 -> tjcr) for the model report';
+
+---------------------------------------------------------------------------------------------
+-- recsys.model_report(name): rows
+---------------------------------------------------------------------------------------------
+-- Sections, in this order (the rows come in it; ORDER BY section loses it):
+--   model        the version described, the latest snapshot month
+--   versions     one row per version: status, registration, training months; value = its
+--                expected MAP@7 (see estimates)
+--   events       promotions, rollbacks and shadow starts/stops; month = the first month the
+--                version predicted after the event
+--   retrain      the latest 5 retrain cycles
+--   quality      per version: the validation estimate (item validation_map7), then per
+--                predicted month realized MAP@7 (map7, Kaggle definition over all customers)
+--                and MAP@7 over the customers who added (map7_adders)
+--   drift        per month after training: features (and products' holding rates) at warn or
+--                alert; for the latest month also the five highest PSIs whatever their status
+--   skew         the most skewed products (status warn/alert, per segment, by how far the
+--                ratio is from 1), else the five farthest overall
+--   serving_skew encoded inputs flagged by recsys.training_serving_skew on the skew month
+--   serving      per version and entry point: calls (value), errors by SQLSTATE, latency;
+--                or why the statistics are unavailable
+CREATE FUNCTION recsys.model_report(name text, months integer DEFAULT 12)
+RETURNS TABLE (section text, item text, month date, version integer, value double precision, detail text)
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    subject  record;
+    spec     jsonb;
+    latest   date;
+    r        record;
+    n        integer;
+    message  text;
+    hint     text;
+    skew_m   date;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_report.name) THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_report.name USING ERRCODE = 'undefined_object';
+    END IF;
+    subject := recsys.model_report_subject(model_report.name);
+    SELECT m.feature_spec INTO spec FROM recsys.models m WHERE m.name = model_report.name AND m.version = subject.version;
+    BEGIN
+        latest := recsys.snapshot_latest_month(spec);
+    EXCEPTION WHEN undefined_table OR undefined_column THEN
+        latest := NULL;
+    END;
+
+    -- model ---------------------------------------------------------------------------------
+    section := 'model'; item := 'described_version'; month := latest; version := subject.version; value := NULL;
+    detail := format('%s version %s; source %s, latest snapshot month %s',
+                     CASE WHEN subject.status = 'production' THEN 'production' ELSE 'no production version; latest' END,
+                     subject.version, spec -> 'source' ->> 'relation', coalesce(to_char(latest, 'YYYY-MM'), 'none'));
+    RETURN NEXT;
+
+    -- versions ------------------------------------------------------------------------------
+    FOR r IN SELECT m.version AS v, m.status, m.created_at, m.created_by, m.training_data AS td, e.map7, e.month AS em,
+                    e.origin
+               FROM recsys.models m
+               LEFT JOIN recsys.model_report_estimates(model_report.name) e ON e.version = m.version
+              WHERE m.name = model_report.name ORDER BY m.version LOOP
+        section := 'versions'; item := r.status; month := NULL; version := r.v; value := r.map7;
+        detail := format('registered %s by %s; %s; expected MAP@7 %s',
+                         to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'), r.created_by,
+                         CASE WHEN jsonb_typeof(r.td -> 'train_months') = 'array'
+                              THEN format('trained on %s..%s, early stopping %s', r.td -> 'train_months' ->> 0,
+                                          r.td -> 'train_months' ->> 1, coalesce(r.td ->> 'validation_month', 'none'))
+                              ELSE 'training data not recorded' END,
+                         CASE WHEN r.map7 IS NULL THEN 'not recorded'
+                              ELSE format('%s (%s, %s)', round(r.map7::numeric, 5), to_char(r.em, 'YYYY-MM'), r.origin) END);
+        RETURN NEXT;
+    END LOOP;
+
+    -- events --------------------------------------------------------------------------------
+    -- The version an event replaced: a promotion records it; a rollback records where a second
+    -- rollback would lead, so its replaced version is the one the event before put in.
+    FOR r IN SELECT e.id, e.action, e.version AS v, e.at, e.by AS actor, e.forced, e.reason, e.validation_id,
+                    k.month AS km,
+                    CASE WHEN e.action = 'promote' THEN e.previous_version
+                         ELSE lag(e.version) OVER (PARTITION BY e.action IN ('promote', 'rollback') ORDER BY e.id) END
+                        AS previous_version
+               FROM recsys.model_events e
+               LEFT JOIN recsys.model_report_markers(model_report.name, latest) k ON k.event_id = e.id
+              WHERE e.name = model_report.name AND e.action <> 'register' ORDER BY e.id LOOP
+        section := 'events'; item := r.action; month := r.km; version := r.v; value := NULL;
+        detail := concat_ws('; ', to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"') || ' by ' || r.actor,
+                            CASE WHEN r.action IN ('promote', 'rollback')
+                                 THEN 'replaced ' || coalesce('version ' || r.previous_version, 'no production version') END,
+                            CASE WHEN r.forced THEN 'forced' WHEN r.validation_id IS NOT NULL
+                                 THEN 'validation record ' || r.validation_id END,
+                            CASE WHEN r.reason IS NOT NULL THEN 'reason: ' || r.reason END,
+                            CASE WHEN r.action IN ('promote', 'rollback') THEN
+                                 coalesce('first predicted month after it: ' || to_char(r.km, 'YYYY-MM'),
+                                          'predicted nothing after it') END);
+        RETURN NEXT;
+    END LOOP;
+
+    -- retrain -------------------------------------------------------------------------------
+    FOR r IN SELECT t.* FROM (SELECT t0.* FROM recsys.training_runs t0 WHERE t0.name = model_report.name
+                              ORDER BY t0.id DESC LIMIT 5) t ORDER BY t.id LOOP
+        section := 'retrain'; item := r.status; month := NULL; version := r.candidate_version; value := r.id;
+        detail := concat_ws('; ', 'run ' || r.id || ' started ' || to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+                                  || ' by ' || r.started_by,
+                            'production ' || coalesce(r.production_before::text, 'none') || ' -> '
+                                  || coalesce(r.production_after::text, 'none'),
+                            CASE WHEN r.error IS NOT NULL THEN 'error ' || coalesce(r.error_sqlstate, '') || ': ' || r.error END);
+        RETURN NEXT;
+    END LOOP;
+
+    -- quality -------------------------------------------------------------------------------
+    FOR r IN SELECT e.version AS v, e.month AS em, e.map7, e.origin FROM recsys.model_report_estimates(model_report.name) e
+              ORDER BY e.version LOOP
+        section := 'quality'; item := 'validation_map7'; month := r.em; version := r.v; value := r.map7;
+        detail := 'expected MAP@7 from the ' || r.origin;
+        RETURN NEXT;
+    END LOOP;
+    FOR r IN SELECT q.*, e.map7 AS expected FROM recsys.model_report_quality(model_report.name) q
+               LEFT JOIN recsys.model_report_estimates(model_report.name) e ON e.version = q.version
+              ORDER BY q.month, q.version LOOP
+        section := 'quality'; item := 'map7'; month := r.month; version := r.version; value := r.map7;
+        detail := format('%s: %s customers, %s added; precision@7 %s, recall@7 %s, coverage %s; %s%s',
+                         CASE WHEN r.source = 'batch' THEN 'prediction set ' || r.set_id ELSE 'online (prediction log)' END,
+                         to_char(r.customers, 'FM999,999,999,990'), to_char(r.adders, 'FM999,999,999,990'),
+                         coalesce(round(r.precision7::numeric, 4)::text, '-'), coalesce(round(r.recall7::numeric, 4)::text, '-'),
+                         coalesce(round(r.coverage::numeric, 3)::text, '-'),
+                         CASE WHEN r.expected IS NULL OR r.map7 IS NULL THEN 'no validation estimate'
+                              ELSE format('%s%% of the validation estimate %s',
+                                          round((100 * r.map7 / nullif(r.expected, 0))::numeric, 1), round(r.expected::numeric, 5)) END,
+                         CASE WHEN r.online_map7 IS NOT NULL
+                              THEN format('; online log: %s over %s customers', round(r.online_map7::numeric, 5),
+                                          to_char(r.online_customers, 'FM999,999,999,990')) ELSE '' END);
+        RETURN NEXT;
+        item := 'map7_adders'; value := r.map7_adders;
+        detail := 'MAP@7 over the customers who added a product';
+        RETURN NEXT;
+    END LOOP;
+
+    -- drift ---------------------------------------------------------------------------------
+    FOR r IN SELECT d.*, max(d.month) OVER () AS last_month,
+                    rank() OVER (PARTITION BY d.month ORDER BY d.psi DESC NULLS LAST, d.feature) AS rk
+               FROM recsys.model_report_drift(model_report.name, subject.version, model_report.months) d
+              ORDER BY d.month, d.psi DESC NULLS LAST, d.feature LOOP
+        IF r.feature IS NULL THEN
+            section := 'drift'; item := 'unavailable'; month := NULL; version := subject.version; value := NULL;
+            detail := r.note;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN r.status = 'ok' AND NOT (r.month = r.last_month AND r.rk <= 5);
+        section := 'drift'; item := r.feature; month := r.month; version := subject.version; value := r.psi;
+        detail := format('%s: PSI %s against the training reference%s; NULL share %s%% (reference %s%%)%s',
+                         r.status, round(r.psi::numeric, 4),
+                         CASE WHEN r.kind = 'product' THEN ' (holding rate)' ELSE '' END,
+                         round((100 * r.null_share)::numeric, 2), round((100 * r.reference_null_share)::numeric, 2),
+                         CASE WHEN r.unseen_share IS NOT NULL
+                              THEN format('; %s%% of values outside what training saw', round((100 * r.unseen_share)::numeric, 2))
+                              ELSE '' END);
+        RETURN NEXT;
+    END LOOP;
+
+    -- skew ----------------------------------------------------------------------------------
+    n := 0;
+    FOR r IN SELECT s.*, count(*) FILTER (WHERE s.status <> 'ok') OVER () AS flagged
+               FROM recsys.model_report_skew(model_report.name, subject.version) s
+              ORDER BY (s.product IS NULL) DESC, (s.status <> 'ok') DESC,
+                       recsys.model_report_skew_deviance(s.observed_adds, s.calibrated_predicted * s.customers) DESC NULLS LAST,
+                       s.product, s.segment
+    LOOP
+        skew_m := r.month;
+        IF r.product IS NULL THEN
+            section := 'skew'; item := 'unavailable'; month := r.month; version := subject.version; value := NULL;
+            detail := r.note;
+            RETURN NEXT;
+            EXIT;
+        END IF;
+        -- Flagged cells, the most surprising first (at most 10); when none is flagged, the five
+        -- most surprising overall rows.
+        EXIT WHEN r.flagged > 0 AND (r.status = 'ok' OR n >= 10);
+        CONTINUE WHEN r.flagged = 0 AND r.segment <> 'all';
+        EXIT WHEN r.flagged = 0 AND n >= 5;
+        section := 'skew'; item := r.product; month := r.month; version := subject.version; value := r.ratio;
+        detail := format('%s, segment %s: predicted %s%% (calibrated) against %s%% observed in %s (%s adds of %s customers)',
+                         r.status, r.segment, round((100 * r.calibrated_predicted)::numeric, 3),
+                         round((100 * r.observed_add_rate)::numeric, 3),
+                         to_char(r.month + interval '1 month', 'YYYY-MM'), r.observed_adds,
+                         to_char(r.customers, 'FM999,999,999,990'));
+        RETURN NEXT;
+        n := n + 1;
+    END LOOP;
+
+    -- serving_skew --------------------------------------------------------------------------
+    IF skew_m IS NOT NULL THEN
+        BEGIN
+            FOR r IN SELECT t.* FROM recsys.training_serving_skew(model_report.name, skew_m, subject.version) t
+                      WHERE t.flagged ORDER BY abs(t.standardized_difference) DESC, t.input LOOP
+                section := 'serving_skew'; item := r.input; month := skew_m; version := subject.version;
+                value := r.standardized_difference;
+                detail := format('feature %s: encoded mean %s at training, %s in serving; NULL rate %s%% -> %s%%', r.feature,
+                                 round(r.training_mean::numeric, 4), round(r.serving_mean::numeric, 4),
+                                 round((100 * r.training_null_rate)::numeric, 2), round((100 * r.serving_null_rate)::numeric, 2));
+                RETURN NEXT;
+            END LOOP;
+        EXCEPTION WHEN no_data_found OR object_not_in_prerequisite_state OR data_exception THEN
+            GET STACKED DIAGNOSTICS message = MESSAGE_TEXT;
+            section := 'serving_skew'; item := 'unavailable'; month := skew_m; version := subject.version; value := NULL;
+            detail := message;
+            RETURN NEXT;
+        END;
+    END IF;
+
+    -- serving -------------------------------------------------------------------------------
+    BEGIN
+        FOR r IN SELECT s.* FROM recsys.serving_stats s
+                  WHERE s.model = model_report.name AND s.entry_point IS NOT NULL
+                  ORDER BY s.version NULLS FIRST, s.entry_point LOOP
+            section := 'serving'; item := r.entry_point; month := NULL; version := r.version; value := r.calls;
+            detail := format('%s calls, %s errors%s, %s customers; %s; since %s',
+                             r.calls, r.errors,
+                             CASE WHEN r.errors > 0 THEN ' (' || (SELECT string_agg(k || ': ' || v, ', ' ORDER BY k)
+                                                                 FROM jsonb_each_text(r.errors_by_sqlstate) x(k, v)) || ')'
+                                  ELSE '' END,
+                             r.customers,
+                             CASE WHEN r.p50_ms IS NULL THEN 'no successful call'
+                                  ELSE format('p50 %s ms, p95 %s ms, p99 %s ms, max %s ms', round(r.p50_ms::numeric, 3),
+                                              round(r.p95_ms::numeric, 3), round(r.p99_ms::numeric, 3),
+                                              round(r.max_ms::numeric, 3)) END,
+                             to_char(r.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'));
+            RETURN NEXT;
+        END LOOP;
+        IF NOT FOUND THEN
+            section := 'serving'; item := 'no calls'; month := NULL; version := NULL; value := 0;
+            detail := 'no call of this model counted since the statistics were reset or the server started';
+            RETURN NEXT;
+        END IF;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+        section := 'serving'; item := 'unavailable'; month := NULL; version := NULL; value := NULL;
+        detail := message || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
+        RETURN NEXT;
+    END;
+END
+$$;
+COMMENT ON FUNCTION recsys.model_report(text, integer) IS 'One model''s history on one screen, as rows (section, item, month, version, value, detail): versions, promotions and rollbacks, retrain cycles, validation estimate and realized MAP@7 per month, drifted features per month after training (the latest `months`), the most skewed products, flagged training/serving skew, serving calls, errors and latency';
+
+---------------------------------------------------------------------------------------------
+-- recsys.model_report_svg(name): the picture
+---------------------------------------------------------------------------------------------
+-- A self-contained SVG (no script, no external reference, every text escaped), 1200 px wide:
+--   1. realized MAP@7 per predicted month, one line per version: all customers (Kaggle) on the
+--      left with each version's validation estimate (a hollow diamond, dashed level), customers
+--      who added on the right; promotions and rollbacks as vertical dashed markers;
+--   2. PSI of each feature (and of each product's holding rate that passed 0.1) per month after
+--      training, as a heat map whose legend marks the 0.1 (warn) and 0.25 (alert) thresholds;
+--   3. predicted (calibrated) against observed add rate per product on the skew month, as
+--      paired bars, with the segments prediction_skew flags;
+--   4. serving calls, errors and latency per version and entry point.
+-- Elements tests can count: g.series[data-version][data-metric], circle.point[data-version]
+-- [data-month][data-metric][data-value], g.promotion[data-version][data-month][data-action],
+-- path.estimate[data-version][data-month], rect.cell[data-feature][data-month][data-psi]
+-- [data-status], g.product[data-product][data-status] with rect.bar.predicted / rect.bar.observed.
+
+-- A coordinate or value for an attribute: at most 2 decimals, a '.' whatever the locale.
+CREATE FUNCTION recsys.svg_number(value double precision, decimals integer DEFAULT 1) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN trim_scale(round(value::numeric, decimals))::text;
+COMMENT ON FUNCTION recsys.svg_number(double precision, integer) IS 'A number for SVG coordinates and attributes (internal to the model report)';
+
+-- A round axis step giving about `ticks` intervals up to `top`: 1, 2, 2.5 or 5 times a power of 10.
+CREATE FUNCTION recsys.svg_axis_step(top double precision, ticks integer DEFAULT 5) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT min(f * 10 ^ floor(log(greatest(top, 1e-12) / ticks)))
+          FROM unnest(ARRAY[1, 2, 2.5, 5, 10]::double precision[]) f
+         WHERE f * 10 ^ floor(log(greatest(top, 1e-12) / ticks)) * ticks >= top);
+COMMENT ON FUNCTION recsys.svg_axis_step(double precision, integer) IS 'A round step for a chart axis (internal to the model report)';
+
+-- The fill of a PSI cell: five classes, the warn (0.1) and alert (0.25) thresholds among them.
+CREATE FUNCTION recsys.svg_psi_colour(psi double precision) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN psi IS NULL THEN '#eeeeee' WHEN psi < 0.05 THEN '#e3f2e1' WHEN psi <= 0.1 THEN '#a8d5a2'
+            WHEN psi <= 0.25 THEN '#fdc776' WHEN psi < 1 THEN '#ec6a4c' ELSE '#a50f15' END;
+COMMENT ON FUNCTION recsys.svg_psi_colour(double precision) IS 'Heat-map colour of a PSI: < 0.05, 0.05-0.1, 0.1-0.25 (warn), 0.25-1 (alert), >= 1 (internal to the model report)';
+
+CREATE FUNCTION recsys.model_report_svg(name text, months integer DEFAULT 12) RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    width    CONSTANT integer := 1200;
+    palette  CONSTANT text[] := ARRAY['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+    body     text[] := '{}';
+    y        double precision;
+    subject  record;
+    spec     jsonb;
+    latest   date;
+    quality  jsonb;
+    estimates jsonb;
+    markers  jsonb;
+    axis     date[];
+    versions integer[];
+    n_months integer;
+    metric   text;
+    ci       integer;
+    x0       double precision;
+    pw       CONSTANT double precision := 470;
+    ph       CONSTANT double precision := 240;
+    top_y    double precision;
+    ymin     double precision;
+    ymax     double precision;
+    step     double precision;
+    t        double precision;
+    k        integer;
+    every    integer;
+    v        integer;
+    colour   text;
+    pts      text;
+    r        record;
+    e        record;
+    px       double precision;
+    py       double precision;
+    drift    jsonb;
+    features text[];
+    dmonths  date[];
+    cw       double precision;
+    ch       CONSTANT double precision := 22;
+    gx       double precision;
+    note     text;
+    skew     jsonb;
+    skew_m   date;
+    shown    integer;
+    hidden_n integer;
+    bmax     double precision;
+    bx0      CONSTANT double precision := 200;
+    bw       CONSTANT double precision := 560;
+    message  text;
+    hint     text;
+    serving  jsonb;
+    label    text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_report_svg.name) THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_report_svg.name USING ERRCODE = 'undefined_object';
+    END IF;
+    subject := recsys.model_report_subject(model_report_svg.name);
+    SELECT m.feature_spec INTO spec FROM recsys.models m WHERE m.name = model_report_svg.name AND m.version = subject.version;
+    BEGIN
+        latest := recsys.snapshot_latest_month(spec);
+    EXCEPTION WHEN undefined_table OR undefined_column THEN
+        latest := NULL;
+    END;
+
+    -- Header ---------------------------------------------------------------------------------
+    body := body || format('<text x="30" y="38" font-size="22" font-weight="bold">%s</text>',
+                           recsys.svg_escape('recsys model report: ' || model_report_svg.name));
+    body := body || format('<text x="30" y="60" font-size="13" fill="#444">%s</text>', recsys.svg_escape(format(
+        '%s version %s · source %s · latest snapshot month %s · %s versions, %s promotions, %s rollbacks',
+        CASE WHEN subject.status = 'production' THEN 'production' ELSE 'no production version; latest' END,
+        subject.version, spec -> 'source' ->> 'relation', coalesce(to_char(latest, 'YYYY-MM'), 'none'),
+        (SELECT count(*) FROM recsys.models m WHERE m.name = model_report_svg.name),
+        (SELECT count(*) FROM recsys.model_events ev WHERE ev.name = model_report_svg.name AND ev.action = 'promote'),
+        (SELECT count(*) FROM recsys.model_events ev WHERE ev.name = model_report_svg.name AND ev.action = 'rollback'))));
+    y := 80;
+
+    -- 1. Realized MAP@7 ----------------------------------------------------------------------
+    SELECT coalesce(jsonb_agg(to_jsonb(q) ORDER BY q.version, q.month), '[]') INTO quality
+      FROM recsys.model_report_quality(model_report_svg.name) q;
+    SELECT coalesce(jsonb_agg(to_jsonb(es) ORDER BY es.version), '[]') INTO estimates
+      FROM recsys.model_report_estimates(model_report_svg.name) es WHERE es.month IS NOT NULL AND es.map7 IS NOT NULL;
+    SELECT coalesce(jsonb_agg(to_jsonb(mk) ORDER BY mk.event_id), '[]') INTO markers
+      FROM recsys.model_report_markers(model_report_svg.name, latest) mk WHERE mk.month IS NOT NULL;
+    -- The month axis: every month from the first to the last one anything is placed at (the
+    -- latest 36 at most), so that distances are time.
+    SELECT array_agg(g::date ORDER BY g) INTO axis
+      FROM (SELECT min(x.mo) AS lo, max(x.mo) AS hi
+              FROM (SELECT (j ->> 'month')::date AS mo FROM jsonb_array_elements(quality) j
+                    UNION ALL SELECT (j ->> 'month')::date FROM jsonb_array_elements(estimates) j
+                    UNION ALL SELECT (j ->> 'month')::date FROM jsonb_array_elements(markers) j) x) b,
+           generate_series(greatest(b.lo, (b.hi - interval '35 months')::date), b.hi, interval '1 month') g
+     WHERE b.lo IS NOT NULL;
+    n_months := coalesce(cardinality(axis), 0);
+    SELECT array_agg(DISTINCT x.v ORDER BY x.v) INTO versions
+      FROM (SELECT (j ->> 'version')::integer AS v FROM jsonb_array_elements(quality) j
+            UNION SELECT (j ->> 'version')::integer FROM jsonb_array_elements(estimates) j
+            UNION SELECT (j ->> 'version')::integer FROM jsonb_array_elements(markers) j) x;
+    body := body || format('<text x="30" y="%s" font-size="16" font-weight="bold">%s</text>', y + 22,
+                           recsys.svg_escape('Realized MAP@7 per predicted month and version'));
+    body := body || format('<text x="30" y="%s" font-size="12" fill="#555">%s</text>', y + 40, recsys.svg_escape(
+        'Each point: a version''s predictions for that month (the latest prediction set, else the online log) '
+        'scored against the adds that month''s snapshots show (recsys.realized_quality).'));
+    top_y := y + 78;
+    IF n_months = 0 THEN
+        body := body || format('<text class="empty" x="60" y="%s" font-size="13" fill="#777">%s</text>', top_y + 30,
+                               recsys.svg_escape(format(
+            'Nothing to plot yet: no version has a validation estimate, realized quality or a promotion. Realized MAP@7 '
+            'appears once a predicted month''s snapshots land and recsys.update_realized_quality() has run%s.',
+            CASE WHEN latest IS NOT NULL THEN ' (next: ' || to_char(latest + interval '1 month', 'YYYY-MM') || ')' ELSE '' END)));
+        y := top_y + 60;
+    ELSE
+        FOR ci IN 1 .. 2 LOOP
+            metric := CASE ci WHEN 1 THEN 'map7' ELSE 'map7_adders' END;
+            x0 := CASE ci WHEN 1 THEN 90 ELSE 690 END;
+            body := body || format('<text x="%s" y="%s" font-size="13" font-weight="bold" text-anchor="middle">%s</text>',
+                                   x0 + pw / 2, top_y - 14, recsys.svg_escape(CASE ci WHEN 1
+                                       THEN 'MAP@7 over all customers (Kaggle definition)'
+                                       ELSE 'MAP@7 over the customers who added a product' END));
+            -- The y axis spans the values (and estimates) with a margin, not from 0: a drop of
+            -- a few percent must be visible. Round steps; never below 0.
+            SELECT min(x.val), max(x.val) INTO ymin, ymax
+              FROM (SELECT (j ->> metric)::double precision AS val FROM jsonb_array_elements(quality) j
+                     WHERE (j ->> 'month')::date >= axis[1]
+                    UNION ALL
+                    SELECT (j ->> 'map7')::double precision FROM jsonb_array_elements(estimates) j
+                     WHERE ci = 1 AND (j ->> 'month')::date >= axis[1]) x;
+            IF ymax IS NULL THEN
+                ymin := 0;
+                ymax := CASE ci WHEN 1 THEN 0.03 ELSE 1 END;
+                step := ymax / 5;
+            ELSE
+                t := greatest(ymax - ymin, 0.2 * ymax, 1e-4);
+                step := recsys.svg_axis_step(1.4 * t, 5);
+                ymin := greatest(0, step * floor((ymin - 0.2 * t) / step));
+                ymax := step * ceil((ymax + 0.2 * t) / step);
+            END IF;
+            -- Grid, y ticks and axes.
+            t := ymin;
+            WHILE t <= ymax + step / 2 LOOP
+                py := top_y + ph - (t - ymin) / (ymax - ymin) * ph;
+                body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#e4e4e4"/>', x0, recsys.svg_number(py),
+                                       x0 + pw, recsys.svg_number(py));
+                body := body || format('<text x="%s" y="%s" font-size="11" text-anchor="end" fill="#444">%s</text>', x0 - 6,
+                                       recsys.svg_number(py + 4), trim_scale(round(t::numeric, 4))::text);
+                t := t + step;
+            END LOOP;
+            body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#333"/>', x0, top_y, x0, top_y + ph);
+            body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#333"/>', x0, top_y + ph, x0 + pw, top_y + ph);
+            body := body || format('<text x="%s" y="%s" font-size="12" text-anchor="middle" transform="rotate(-90 %s %s)">%s</text>',
+                                   x0 - 58, top_y + ph / 2, x0 - 58, top_y + ph / 2,
+                                   recsys.svg_escape(CASE ci WHEN 1 THEN 'MAP@7 (all customers)' ELSE 'MAP@7 (adders only)' END));
+            -- X ticks: every month, labelled every `every` months, slanted when crowded.
+            every := greatest(1, ceil(n_months / 12.0)::integer);
+            FOR k IN 1 .. n_months LOOP
+                px := x0 + CASE WHEN n_months = 1 THEN pw / 2 ELSE 25 + (k - 1) * (pw - 50) / (n_months - 1) END;
+                body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#333"/>', recsys.svg_number(px),
+                                       top_y + ph, recsys.svg_number(px), top_y + ph + 4);
+                IF (k - 1) % every = 0 THEN
+                    body := body || CASE WHEN n_months > 6
+                        THEN format('<text x="%s" y="%s" font-size="11" text-anchor="end" transform="rotate(-40 %s %s)">%s</text>',
+                                    recsys.svg_number(px + 3), top_y + ph + 16, recsys.svg_number(px + 3), top_y + ph + 16,
+                                    to_char(axis[k], 'YYYY-MM'))
+                        ELSE format('<text x="%s" y="%s" font-size="11" text-anchor="middle">%s</text>', recsys.svg_number(px),
+                                    top_y + ph + 18, to_char(axis[k], 'YYYY-MM')) END;
+                END IF;
+            END LOOP;
+            body := body || format('<text x="%s" y="%s" font-size="12" text-anchor="middle">%s</text>', x0 + pw / 2,
+                                   top_y + ph + 58, 'predicted month');
+            -- Promotions and rollbacks: a dashed vertical line with the version; markers on the
+            -- same month are stacked.
+            FOR e IN SELECT (j ->> 'version')::integer AS mv, (j ->> 'month')::date AS mm, j ->> 'action' AS act,
+                            row_number() OVER (PARTITION BY j ->> 'month' ORDER BY (j ->> 'event_id')::bigint) AS nth
+                       FROM jsonb_array_elements(markers) j WHERE (j ->> 'month')::date >= axis[1]
+                      ORDER BY (j ->> 'event_id')::bigint LOOP
+                k := array_position(axis, e.mm);
+                px := x0 + CASE WHEN n_months = 1 THEN pw / 2 ELSE 25 + (k - 1) * (pw - 50) / (n_months - 1) END;
+                body := body || format('<g class="%s" data-version="%s" data-month="%s" data-action="%s">'
+                                       '<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#555" stroke-width="1.2" stroke-dasharray="5,4"/>'
+                                       '<text x="%s" y="%s" font-size="11" fill="#333" text-anchor="%s">%s</text><title>%s</title></g>',
+                                       CASE WHEN e.act = 'promote' THEN 'promotion' ELSE 'rollback' END, e.mv,
+                                       to_char(e.mm, 'YYYY-MM'), e.act,
+                                       recsys.svg_number(px), top_y, recsys.svg_number(px), top_y + ph,
+                                       -- The label on the side with room: right of the line in
+                                       -- the left half of the chart, left of it in the right half.
+                                       recsys.svg_number(CASE WHEN px > x0 + pw / 2 THEN px - 4 ELSE px + 4 END),
+                                       top_y + 12 + 13 * (e.nth - 1), CASE WHEN px > x0 + pw / 2 THEN 'end' ELSE 'start' END,
+                                       recsys.svg_escape(CASE WHEN e.act = 'promote' THEN format('v%s promoted', e.mv) ELSE format('rollback to v%s', e.mv) END),
+                                       recsys.svg_escape(format('version %s %s; first month it predicted after: %s', e.mv,
+                                                                CASE WHEN e.act = 'promote' THEN 'promoted' ELSE 'back in production (rollback)' END,
+                                                                to_char(e.mm, 'YYYY-MM'))));
+            END LOOP;
+            -- Nothing realized yet: say when it will be.
+            IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(quality) j
+                            WHERE (j ->> 'month')::date >= axis[1] AND j ->> metric IS NOT NULL) THEN
+                body := body || format('<text class="empty" x="%s" y="%s" font-size="12" fill="#777" text-anchor="middle">%s</text>',
+                                       x0 + pw / 2, top_y + ph - 34, 'No realized MAP@7 yet:');
+                body := body || format('<text class="empty" x="%s" y="%s" font-size="12" fill="#777" text-anchor="middle">%s</text>',
+                                       x0 + pw / 2, top_y + ph - 18, recsys.svg_escape(
+                                           CASE WHEN latest IS NULL THEN 'the source has no snapshots'
+                                                ELSE format('predictions for %s count once its snapshots land',
+                                                            to_char(latest + interval '1 month', 'YYYY-MM')) END));
+            END IF;
+            -- One series per version.
+            FOREACH v IN ARRAY coalesce(versions, '{}') LOOP
+                colour := palette[1 + (array_position(versions, v) - 1) % cardinality(palette)];
+                pts := '';
+                body := body || format('<g class="series" data-version="%s" data-metric="%s">', v, metric);
+                -- The validation estimate: a dashed level across the months the version predicted,
+                -- and a hollow diamond at the month it was measured on.
+                IF ci = 1 THEN
+                    FOR e IN SELECT (j ->> 'month')::date AS em, (j ->> 'map7')::double precision AS ev, j ->> 'origin' AS origin
+                               FROM jsonb_array_elements(estimates) j
+                              WHERE (j ->> 'version')::integer = v AND (j ->> 'month')::date >= axis[1] LOOP
+                        k := array_position(axis, e.em);
+                        px := x0 + CASE WHEN n_months = 1 THEN pw / 2 ELSE 25 + (k - 1) * (pw - 50) / (n_months - 1) END;
+                        py := top_y + ph - (e.ev - ymin) / (ymax - ymin) * ph;
+                        SELECT max((j ->> 'month')::date) INTO skew_m FROM jsonb_array_elements(quality) j
+                         WHERE (j ->> 'version')::integer = v;
+                        IF skew_m > e.em THEN
+                            k := array_position(axis, skew_m);
+                            body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="1" stroke-dasharray="2,3"/>',
+                                                   recsys.svg_number(px), recsys.svg_number(py),
+                                                   recsys.svg_number(x0 + 25 + (k - 1) * (pw - 50) / greatest(n_months - 1, 1)),
+                                                   recsys.svg_number(py), colour);
+                        END IF;
+                        body := body || format('<path class="estimate" data-version="%s" data-month="%s" data-value="%s" '
+                                               'd="M %s %s L %s %s L %s %s L %s %s Z" fill="#fff" stroke="%s" stroke-width="2">'
+                                               '<title>%s</title></path>',
+                                               v, to_char(e.em, 'YYYY-MM'), recsys.svg_number(e.ev, 6),
+                                               recsys.svg_number(px), recsys.svg_number(py - 7), recsys.svg_number(px + 7), recsys.svg_number(py),
+                                               recsys.svg_number(px), recsys.svg_number(py + 7), recsys.svg_number(px - 7), recsys.svg_number(py),
+                                               colour, recsys.svg_escape(format('version %s expected MAP@7 %s on %s (%s)', v,
+                                                   round(e.ev::numeric, 5), to_char(e.em, 'YYYY-MM'), e.origin)));
+                    END LOOP;
+                END IF;
+                FOR e IN SELECT (j ->> 'month')::date AS qm, (j ->> metric)::double precision AS qv, j ->> 'source' AS src,
+                                (j ->> 'customers')::bigint AS cust, (j ->> 'adders')::bigint AS add
+                           FROM jsonb_array_elements(quality) j
+                          WHERE (j ->> 'version')::integer = v AND (j ->> 'month')::date >= axis[1]
+                            AND j ->> metric IS NOT NULL
+                          ORDER BY (j ->> 'month')::date LOOP
+                    k := array_position(axis, e.qm);
+                    px := x0 + CASE WHEN n_months = 1 THEN pw / 2 ELSE 25 + (k - 1) * (pw - 50) / (n_months - 1) END;
+                    py := top_y + ph - (e.qv - ymin) / (ymax - ymin) * ph;
+                    pts := pts || recsys.svg_number(px) || ',' || recsys.svg_number(py) || ' ';
+                    body := body || format('<circle class="point" data-version="%s" data-month="%s" data-metric="%s" data-value="%s" '
+                                           'cx="%s" cy="%s" r="4" fill="%s"><title>%s</title></circle>',
+                                           v, to_char(e.qm, 'YYYY-MM'), metric, recsys.svg_number(e.qv, 6),
+                                           recsys.svg_number(px), recsys.svg_number(py), colour,
+                                           recsys.svg_escape(format('version %s, %s: %s %s (%s; %s customers, %s added)', v,
+                                               to_char(e.qm, 'YYYY-MM'), CASE ci WHEN 1 THEN 'MAP@7' ELSE 'MAP@7 of adders' END,
+                                               round(e.qv::numeric, 5), e.src, e.cust, e.add)));
+                END LOOP;
+                IF pts <> '' THEN
+                    body := body || format('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>', rtrim(pts), colour);
+                END IF;
+                body := body || '</g>'::text;
+            END LOOP;
+        END LOOP;
+        -- Legend, under both charts.
+        y := top_y + ph + 76;
+        gx := 90;
+        FOREACH v IN ARRAY coalesce(versions, '{}') LOOP
+            colour := palette[1 + (array_position(versions, v) - 1) % cardinality(palette)];
+            label := format('version %s%s', v, CASE WHEN v = subject.version AND subject.status = 'production'
+                                                      THEN ' (production)' ELSE '' END);
+            body := body || format('<g class="legend-version" data-version="%s"><line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"/>'
+                                   '<circle cx="%s" cy="%s" r="4" fill="%s"/><text x="%s" y="%s" font-size="12">%s</text></g>',
+                                   v, gx, y, gx + 24, y, colour, gx + 12, y, colour, gx + 30, y + 4, recsys.svg_escape(label));
+            gx := gx + 48 + 7 * length(label);
+            IF gx > width - 420 THEN
+                gx := 90;
+                y := y + 20;
+            END IF;
+        END LOOP;
+        body := body || format('<path d="M %s %s L %s %s L %s %s L %s %s Z" fill="#fff" stroke="#333" stroke-width="2"/>'
+                               '<text x="%s" y="%s" font-size="12">validation estimate (dotted: its level)</text>',
+                               gx + 8, y - 6, gx + 14, y, gx + 8, y + 6, gx + 2, y, gx + 22, y + 4);
+        gx := gx + 270;
+        body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#555" stroke-dasharray="5,4"/>'
+                               '<text x="%s" y="%s" font-size="12">promotion / rollback</text>',
+                               gx + 6, y - 8, gx + 6, y + 8, gx + 14, y + 4);
+        y := y + 24;
+    END IF;
+
+    -- 2. PSI heat map ------------------------------------------------------------------------
+    y := y + 16;
+    body := body || format('<line x1="30" y1="%s" x2="%s" y2="%s" stroke="#ccc"/>', y, width - 30, y);
+    SELECT coalesce(jsonb_agg(to_jsonb(d)), '[]') INTO drift
+      FROM recsys.model_report_drift(model_report_svg.name, subject.version, model_report_svg.months) d;
+    SELECT j ->> 'note' INTO note FROM jsonb_array_elements(drift) j WHERE j ->> 'feature' IS NULL LIMIT 1;
+    -- Rows: the features in the reference's order, then the products whose holding rate passed
+    -- warn in some month.
+    SELECT array_agg(x.f ORDER BY x.o) INTO features
+      FROM (SELECT j ->> 'feature' AS f, min(o) AS o
+              FROM jsonb_array_elements(drift) WITH ORDINALITY AS a(j, o)
+             WHERE j ->> 'feature' IS NOT NULL
+             GROUP BY j ->> 'feature'
+            HAVING bool_or(j ->> 'kind' <> 'product') OR max((j ->> 'psi')::double precision) > 0.1) x;
+    SELECT array_agg(DISTINCT (j ->> 'month')::date ORDER BY (j ->> 'month')::date) INTO dmonths
+      FROM jsonb_array_elements(drift) j WHERE j ->> 'feature' IS NOT NULL;
+    body := body || format('<text x="30" y="%s" font-size="16" font-weight="bold">%s</text>', y + 28,
+                           recsys.svg_escape(format('Feature drift: population stability index per month against version %s''s training reference',
+                                                    subject.version)));
+    body := body || format('<text x="30" y="%s" font-size="12" fill="#555">%s</text>', y + 46, recsys.svg_escape(
+        'recsys.feature_drift: features, then products whose holding rate passed 0.1. Months after the training months, the latest '
+        || model_report_svg.months || ' at most.'));
+    y := y + 60;
+    IF coalesce(cardinality(features), 0) = 0 OR coalesce(cardinality(dmonths), 0) = 0 THEN
+        body := body || format('<text class="empty" x="60" y="%s" font-size="13" fill="#777">%s</text>', y + 24,
+                               recsys.svg_escape('No drift to show: ' || coalesce(note, 'no month after training has snapshots yet')));
+        y := y + 44;
+    ELSE
+        cw := least(90, (width - 240 - 260) / cardinality(dmonths));
+        gx := 240;
+        -- Month headers.
+        FOR k IN 1 .. cardinality(dmonths) LOOP
+            px := gx + (k - 1) * cw + cw / 2;
+            body := body || CASE WHEN cw >= 62
+                THEN format('<text x="%s" y="%s" font-size="11" text-anchor="middle">%s</text>', recsys.svg_number(px), y + 24,
+                            to_char(dmonths[k], 'YYYY-MM'))
+                ELSE format('<text x="%s" y="%s" font-size="11" transform="rotate(-50 %s %s)">%s</text>', recsys.svg_number(px - 3),
+                            y + 30, recsys.svg_number(px - 3), y + 30, to_char(dmonths[k], 'YYYY-MM')) END;
+        END LOOP;
+        y := y + 34;
+        FOR k IN 1 .. cardinality(features) LOOP
+            body := body || format('<text x="%s" y="%s" font-size="12" text-anchor="end">%s</text>', gx - 8,
+                                   recsys.svg_number(y + (k - 1) * ch + 15), recsys.svg_escape(features[k]));
+        END LOOP;
+        FOR e IN SELECT j ->> 'feature' AS f, (j ->> 'month')::date AS dm, (j ->> 'psi')::double precision AS psi,
+                        j ->> 'status' AS st, j ->> 'kind' AS kind
+                   FROM jsonb_array_elements(drift) j
+                  WHERE j ->> 'feature' = ANY (features) LOOP
+            px := gx + (array_position(dmonths, e.dm) - 1) * cw;
+            py := y + (array_position(features, e.f) - 1) * ch;
+            body := body || format('<rect class="cell" data-feature="%s" data-month="%s" data-psi="%s" data-status="%s" '
+                                   'x="%s" y="%s" width="%s" height="%s" fill="%s" stroke="#fff"><title>%s</title></rect>',
+                                   recsys.svg_escape(e.f), to_char(e.dm, 'YYYY-MM'), coalesce(recsys.svg_number(e.psi, 4), ''),
+                                   recsys.svg_escape(coalesce(e.st, '')), recsys.svg_number(px), recsys.svg_number(py),
+                                   recsys.svg_number(cw), ch, recsys.svg_psi_colour(e.psi),
+                                   recsys.svg_escape(format('%s, %s: PSI %s (%s)', e.f, to_char(e.dm, 'YYYY-MM'),
+                                                            coalesce(round(e.psi::numeric, 4)::text, 'n/a'), coalesce(e.st, 'n/a'))));
+            IF cw >= 34 AND e.psi IS NOT NULL THEN
+                body := body || format('<text x="%s" y="%s" font-size="10" text-anchor="middle" fill="%s">%s</text>',
+                                       recsys.svg_number(px + cw / 2), recsys.svg_number(py + 15),
+                                       CASE WHEN e.psi >= 0.25 THEN '#fff' ELSE '#222' END,
+                                       CASE WHEN e.psi >= 10 THEN round(e.psi::numeric)::text
+                                            ELSE to_char(e.psi, 'FM0.00') END);
+            END IF;
+        END LOOP;
+        -- Legend: the classes, the warn and alert thresholds named.
+        gx := gx + cardinality(dmonths) * cw + 40;
+        body := body || format('<text x="%s" y="%s" font-size="12" font-weight="bold">PSI</text>', gx, y + 10);
+        FOR k IN 1 .. 5 LOOP
+            body := body || format('<rect x="%s" y="%s" width="22" height="16" fill="%s" stroke="#999"/>'
+                                   '<text x="%s" y="%s" font-size="12">%s</text>',
+                                   gx, y + 4 + k * 22, recsys.svg_psi_colour((ARRAY[0.01, 0.07, 0.2, 0.5, 2])[k]),
+                                   gx + 30, y + 17 + k * 22,
+                                   recsys.svg_escape((ARRAY['below 0.05', '0.05 to 0.1: ok', 'over 0.1: warn',
+                                                            'over 0.25: alert', '1 and over: alert'])[k]));
+        END LOOP;
+        body := body || format('<text x="%s" y="%s" font-size="11" fill="#555">thresholds 0.1 (warn), 0.25 (alert)</text>',
+                               gx, y + 4 + 6 * 22 + 10);
+        y := y + greatest(cardinality(features) * ch, 6 * 22 + 20) + 16;
+    END IF;
+
+    -- 3. Predicted against observed add rate ------------------------------------------------
+    body := body || format('<line x1="30" y1="%s" x2="%s" y2="%s" stroke="#ccc"/>', y, width - 30, y);
+    SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]') INTO skew FROM recsys.model_report_skew(model_report_svg.name, subject.version) s;
+    SELECT (j ->> 'month')::date, j ->> 'note' INTO skew_m, note
+      FROM jsonb_array_elements(skew) j ORDER BY (j ->> 'product') IS NULL DESC LIMIT 1;
+    body := body || format('<text x="30" y="%s" font-size="16" font-weight="bold">%s</text>', y + 28, recsys.svg_escape(
+        CASE WHEN skew_m IS NULL THEN 'Predicted against observed add rate per product'
+             ELSE format('Predicted against observed add rate per product: inputs up to %s, adds in %s (version %s)',
+                         to_char(skew_m, 'YYYY-MM'), to_char(skew_m + interval '1 month', 'YYYY-MM'), subject.version) END));
+    body := body || format('<text x="30" y="%s" font-size="12" fill="#555">%s</text>', y + 46, recsys.svg_escape(
+        'recsys.prediction_skew over all segments: mean predicted probability of an add (calibrated for training''s sampling) '
+        'and the share of non-holders who added it;'));
+    body := body || format('<text x="30" y="%s" font-size="12" fill="#555">%s</text>', y + 62, recsys.svg_escape(
+        'right: the cells prediction_skew flags, overall and per segment, as predicted / observed (most surprising first).'));
+    body := body || format('<text x="%s" y="%s" font-size="12" font-weight="bold">flagged (predicted / observed)</text>',
+                           bx0 + bw + 70, y + 84);
+    y := y + 90;
+    SELECT count(*) FILTER (WHERE greatest((j ->> 'calibrated_predicted')::double precision, (j ->> 'observed_add_rate')::double precision) > 0),
+           max(greatest((j ->> 'calibrated_predicted')::double precision, (j ->> 'observed_add_rate')::double precision))
+      INTO shown, bmax
+      FROM jsonb_array_elements(skew) j WHERE j ->> 'segment' = 'all';
+    IF coalesce(shown, 0) = 0 THEN
+        body := body || format('<text class="empty" x="60" y="%s" font-size="13" fill="#777">%s</text>', y + 24,
+                               recsys.svg_escape('No prediction skew to show: ' || coalesce(note, 'no product was predicted or added')));
+        y := y + 44;
+    ELSE
+        hidden_n := greatest(shown - 16, 0);
+        shown := least(shown, 16);
+        step := recsys.svg_axis_step(bmax * 1.05, 5);
+        bmax := step * ceil(bmax * 1.05 / step);
+        -- Axis: percent of non-holders.
+        t := 0;
+        WHILE t <= bmax + step / 2 LOOP
+            px := bx0 + t / bmax * bw;
+            body := body || format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="#e4e4e4"/>'
+                                   '<text x="%s" y="%s" font-size="11" text-anchor="middle" fill="#444">%s%%</text>',
+                                   recsys.svg_number(px), y, recsys.svg_number(px), y + shown * 28,
+                                   recsys.svg_number(px), y + shown * 28 + 16, trim_scale(round((100 * t)::numeric, 4))::text);
+            t := t + step;
+        END LOOP;
+        k := 0;
+        FOR e IN SELECT j ->> 'product' AS p, (j ->> 'calibrated_predicted')::double precision AS pred,
+                        (j ->> 'observed_add_rate')::double precision AS obs, (j ->> 'observed_adds')::bigint AS adds,
+                        (j ->> 'customers')::bigint AS cust, j ->> 'status' AS st,
+                        (SELECT string_agg(format('%s %s %s', s2 ->> 'status', s2 ->> 'segment',
+                                                  CASE WHEN s2 ->> 'ratio' IS NULL THEN '(none added)'
+                                                       ELSE '×' || to_char((s2 ->> 'ratio')::double precision, 'FM990.00') END),
+                                           '; ' ORDER BY recsys.model_report_skew_deviance((s2 ->> 'observed_adds')::double precision,
+                                                             (s2 ->> 'calibrated_predicted')::double precision * (s2 ->> 'customers')::double precision) DESC)
+                           FROM jsonb_array_elements(skew) s2
+                          WHERE s2 ->> 'product' = j ->> 'product' AND s2 ->> 'status' <> 'ok') AS flags,
+                        (SELECT max(CASE s2 ->> 'status' WHEN 'alert' THEN 2 WHEN 'warn' THEN 1 ELSE 0 END)
+                           FROM jsonb_array_elements(skew) s2 WHERE s2 ->> 'product' = j ->> 'product') AS worst
+                   FROM jsonb_array_elements(skew) j
+                  WHERE j ->> 'segment' = 'all'
+                    AND greatest((j ->> 'calibrated_predicted')::double precision, (j ->> 'observed_add_rate')::double precision) > 0
+                  ORDER BY greatest((j ->> 'calibrated_predicted')::double precision, (j ->> 'observed_add_rate')::double precision) DESC,
+                           j ->> 'product'
+                  LIMIT 16 LOOP
+            py := y + k * 28;
+            body := body || format('<g class="product" data-product="%s" data-status="%s">', recsys.svg_escape(e.p),
+                                   CASE e.worst WHEN 2 THEN 'alert' WHEN 1 THEN 'warn' ELSE 'ok' END);
+            body := body || format('<text x="%s" y="%s" font-size="12" text-anchor="end" fill="%s">%s</text>', bx0 - 8,
+                                   recsys.svg_number(py + 17), CASE WHEN e.worst > 0 THEN '#b71c1c' ELSE '#222' END,
+                                   recsys.svg_escape(recsys.model_report_product_label(e.p)));
+            body := body || format('<rect class="bar predicted" data-product="%s" data-value="%s" x="%s" y="%s" width="%s" height="10" fill="#4e79a7">'
+                                   '<title>%s</title></rect>',
+                                   recsys.svg_escape(e.p), recsys.svg_number(e.pred, 6), bx0, recsys.svg_number(py + 4),
+                                   recsys.svg_number(greatest(e.pred / bmax * bw, 0.5)),
+                                   recsys.svg_escape(format('%s predicted %s%%', e.p, round((100 * e.pred)::numeric, 3))));
+            body := body || format('<rect class="bar observed" data-product="%s" data-value="%s" x="%s" y="%s" width="%s" height="10" fill="#f28e2b">'
+                                   '<title>%s</title></rect>',
+                                   recsys.svg_escape(e.p), recsys.svg_number(e.obs, 6), bx0, recsys.svg_number(py + 15),
+                                   recsys.svg_number(greatest(e.obs / bmax * bw, 0.5)),
+                                   recsys.svg_escape(format('%s observed %s%% (%s adds of %s customers)', e.p,
+                                                            round((100 * e.obs)::numeric, 3), e.adds, e.cust)));
+            body := body || format('<text x="%s" y="%s" font-size="10" fill="#4e79a7">%s%%</text>',
+                                   recsys.svg_number(bx0 + e.pred / bmax * bw + 4), recsys.svg_number(py + 13),
+                                   round((100 * e.pred)::numeric, 3));
+            body := body || format('<text x="%s" y="%s" font-size="10" fill="#c26a1b">%s%%</text>',
+                                   recsys.svg_number(bx0 + e.obs / bmax * bw + 4), recsys.svg_number(py + 24),
+                                   round((100 * e.obs)::numeric, 3));
+            IF e.flags IS NOT NULL THEN
+                body := body || format('<text class="flag" x="%s" y="%s" font-size="11" fill="#b71c1c">%s</text>',
+                                       bx0 + bw + 70, recsys.svg_number(py + 18),
+                                       recsys.svg_escape(CASE WHEN length(e.flags) > 64 THEN left(e.flags, 62) || '…' ELSE e.flags END));
+            END IF;
+            body := body || '</g>'::text;
+            k := k + 1;
+        END LOOP;
+        y := y + shown * 28 + 30;
+        body := body || format('<rect x="%s" y="%s" width="14" height="10" fill="#4e79a7"/><text x="%s" y="%s" font-size="12">predicted (calibrated)</text>'
+                               '<rect x="%s" y="%s" width="14" height="10" fill="#f28e2b"/><text x="%s" y="%s" font-size="12">observed</text>'
+                               '<text x="%s" y="%s" font-size="12" fill="#444">%s</text>',
+                               bx0, y, bx0 + 20, y + 10, bx0 + 180, y, bx0 + 200, y + 10, bx0 + 300, y + 10,
+                               recsys.svg_escape(format('share of non-holders adding the product%s',
+                                   CASE WHEN hidden_n > 0 THEN format('; %s more products with smaller rates not shown', hidden_n)
+                                        ELSE '' END)));
+        y := y + 24;
+    END IF;
+
+    -- 4. Serving -----------------------------------------------------------------------------
+    body := body || format('<line x1="30" y1="%s" x2="%s" y2="%s" stroke="#ccc"/>', y, width - 30, y);
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.version NULLS FIRST, s.entry_point), '[]'),
+               ' since ' || to_char(min(s.since) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+          INTO serving, label
+          FROM recsys.serving_stats s WHERE s.model = model_report_svg.name AND s.entry_point IS NOT NULL;
+        note := NULL;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+        serving := '[]';
+        label := NULL;
+        note := 'Unavailable: ' || message || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
+    END;
+    body := body || format('<text x="30" y="%s" font-size="16" font-weight="bold">%s</text>', y + 28,
+                           recsys.svg_escape('Serving: calls, errors and server time per version and entry point (recsys.serving_stats'
+                                             || coalesce(label, '') || ')'));
+    y := y + 40;
+    IF jsonb_array_length(serving) = 0 THEN
+        body := body || format('<text class="empty" x="60" y="%s" font-size="13" fill="#777">%s</text>', y + 16,
+                               recsys.svg_escape(coalesce(note, 'No call of this model counted since the statistics were reset or the server started.')));
+        y := y + 34;
+    ELSE
+        k := 0;
+        FOR e IN SELECT * FROM (VALUES (1, 'version', 60, 'start'), (2, 'entry point', 130, 'start'),
+                                       (3, 'calls', 330, 'end'), (4, 'errors', 410, 'end'), (5, 'errors by SQLSTATE', 430, 'start'),
+                                       (6, 'customers', 700, 'end'), (7, 'p50 ms', 790, 'end'), (8, 'p95 ms', 880, 'end'),
+                                       (9, 'p99 ms', 970, 'end'), (10, 'max ms', 1060, 'end')) AS c(i, h, cx, anchor) LOOP
+            body := body || format('<text x="%s" y="%s" font-size="12" font-weight="bold" text-anchor="%s">%s</text>',
+                                   e.cx, y + 12, e.anchor, recsys.svg_escape(e.h));
+        END LOOP;
+        FOR e IN SELECT j ->> 'version' AS sv, j ->> 'entry_point' AS ep, j ->> 'calls' AS calls, j ->> 'errors' AS errs,
+                        (SELECT string_agg(x.key || ': ' || x.value, ', ' ORDER BY x.key)
+                           FROM jsonb_each_text(j -> 'errors_by_sqlstate') x) AS by_state,
+                        j ->> 'customers' AS cust, (j ->> 'p50_ms')::double precision AS p50,
+                        (j ->> 'p95_ms')::double precision AS p95, (j ->> 'p99_ms')::double precision AS p99,
+                        (j ->> 'max_ms')::double precision AS mx
+                   FROM jsonb_array_elements(serving) j LIMIT 12 LOOP
+            k := k + 1;
+            py := y + 12 + k * 18;
+            body := body || format('<g class="serving" data-version="%s" data-entry-point="%s" data-calls="%s" data-errors="%s">'
+                                   '<text x="60" y="%s" font-size="12">%s</text><text x="130" y="%s" font-size="12">%s</text>'
+                                   '<text x="330" y="%s" font-size="12" text-anchor="end">%s</text>'
+                                   '<text x="410" y="%s" font-size="12" text-anchor="end" fill="%s">%s</text>'
+                                   '<text x="430" y="%s" font-size="12">%s</text>'
+                                   '<text x="700" y="%s" font-size="12" text-anchor="end">%s</text>'
+                                   '<text x="790" y="%s" font-size="12" text-anchor="end">%s</text>'
+                                   '<text x="880" y="%s" font-size="12" text-anchor="end">%s</text>'
+                                   '<text x="970" y="%s" font-size="12" text-anchor="end">%s</text>'
+                                   '<text x="1060" y="%s" font-size="12" text-anchor="end">%s</text></g>',
+                                   coalesce(e.sv, ''), recsys.svg_escape(e.ep), e.calls, e.errs,
+                                   py, coalesce(e.sv, '-'), py, recsys.svg_escape(e.ep), py, e.calls,
+                                   py, CASE WHEN e.errs::bigint > 0 THEN '#b71c1c' ELSE '#222' END, e.errs,
+                                   py, recsys.svg_escape(coalesce(e.by_state, '')), py, e.cust,
+                                   py, coalesce(round(e.p50::numeric, 3)::text, '-'), py, coalesce(round(e.p95::numeric, 3)::text, '-'),
+                                   py, coalesce(round(e.p99::numeric, 3)::text, '-'), py, coalesce(round(e.mx::numeric, 3)::text, '-'));
+        END LOOP;
+        y := y + 30 + k * 18;
+    END IF;
+
+    y := y + 20;
+    RETURN format('<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="%s" viewBox="0 0 %s %s" '
+                  'font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif">', width, ceil(y), width, ceil(y))
+        || E'\n<title>' || recsys.svg_escape('recsys model report: ' || model_report_svg.name) || '</title>'
+        || format(E'\n<rect x="0" y="0" width="%s" height="%s" fill="#ffffff"/>', width, ceil(y))
+        || E'\n' || array_to_string(body, E'\n') || E'\n</svg>\n';
+END
+$$;
+COMMENT ON FUNCTION recsys.model_report_svg(text, integer) IS 'The model report as a self-contained SVG: realized MAP@7 per predicted month and version with validation estimates and promotions marked; PSI per feature per month as a heat map (0.1 warn, 0.25 alert); predicted against observed add rate per product with the flagged segments; serving calls, errors and latency';
+
+---------------------------------------------------------------------------------------------
+-- Privileges
+---------------------------------------------------------------------------------------------
+-- Nothing to PUBLIC (90_privileges.sql revokes every function's default). recsys_admin: the
+-- report reads the feature references, the prediction sets and log, and the source relation
+-- (feature_drift, prediction_skew), none of which recsys_reader may read; it returns only
+-- aggregates. The helpers run with the caller's rights and are granted to the same role.
+GRANT EXECUTE ON FUNCTION
+    recsys.model_report(text, integer),
+    recsys.model_report_svg(text, integer),
+    recsys.model_report_subject(text),
+    recsys.model_report_quality(text),
+    recsys.model_report_estimates(text),
+    recsys.model_report_markers(text, date),
+    recsys.model_report_drift(text, integer, integer),
+    recsys.model_report_skew(text, integer),
+    recsys.model_report_skew_deviance(double precision, double precision),
+    recsys.model_report_product_label(text),
+    recsys.svg_escape(text),
+    recsys.svg_number(double precision, integer),
+    recsys.svg_axis_step(double precision, integer),
+    recsys.svg_psi_colour(double precision)
+TO recsys_admin;
+
 -- ==== sql/0.3.0/90_privileges.sql
 -- Functions are executable by PUBLIC when created; nothing in recsys is. The grants to
 -- recsys_reader, recsys_admin and recsys_override are made next to each function.

@@ -101,6 +101,9 @@ run_integration "dump and restore" tests/integration/test_dump_restore.sh
 run_integration "upgrade" tests/integration/test_upgrade.sh
 # Starts its own cluster (pg_cron must be preloaded) on RECSYS_LIFECYCLE_PORT (default 55434).
 run_integration "lifecycle" tests/integration/test_lifecycle.sh
+# Starts its own cluster (recsys preloaded, for serving_stats) on RECSYS_MONITORING_PORT (default
+# 55435), and one without the preload on the next port.
+run_integration "monitoring" tests/integration/test_monitoring.sh
 run_integration "torch parity" /usr/bin/python3 tests/integration/test_torch_parity.py --cli build/recsys_model_cli
 for t in tests/integration/test_*.py; do
     case "$t" in */test_torch_parity.py) continue ;; esac

@@ -18,13 +18,15 @@ std::string float_literal(float v) {
 }
 
 // The SQL twin of FeatureEncoder::encode_feature's clip and transform, for the statistics only.
-// (LEAST and GREATEST are SQL syntax, not functions a search_path could replace.)
+// (LEAST and GREATEST are SQL syntax, not functions a search_path could replace.) A NULL stays
+// NULL, so that avg and stddev_pop see only the values the encoder standardises: GREATEST and
+// LEAST ignore NULL arguments, and GREATEST(NULL, clip_min) would count every NULL as clip_min.
 std::string transformed(const FeatureSpec &f) {
-    std::string x = "LEAST(GREATEST(" + sql::cast(quote_ident(f.column), "float8") + ", " + float_literal(f.clip_min) +
-                    "), " + float_literal(f.clip_max) + ")";
+    const std::string value = sql::cast(quote_ident(f.column), "float8");
+    std::string x = "LEAST(GREATEST(" + value + ", " + float_literal(f.clip_min) + "), " + float_literal(f.clip_max) + ")";
     if (f.transform == NumericTransform::Log1p)
         x = sql::call("ln", float_literal(1.0f) + sql::op("+") + "GREATEST(" + x + ", " + float_literal(0.0f) + ")");
-    return x;
+    return "CASE WHEN " + value + " IS NULL THEN NULL ELSE " + x + " END";
 }
 
 }  // namespace

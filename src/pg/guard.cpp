@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "serving_stats.h"
+
 namespace recsys::pg {
 
 namespace {
@@ -55,11 +57,17 @@ ErrorData *run_pg_try(void (*thunk)(void *), void *context) {
     return edata;
 }
 
-Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo)) {
+Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo),
+                  int serving_entry) {
     ErrorData *postgres_error = nullptr;
     PendingError pending;
+    // Every error of the body, C++ or PostgreSQL (a cancel too), reaches a catch below: the one
+    // place where recsys.serving_stats learns a call's SQLSTATE.
+    const int serving_call = serving::call_begin(serving_entry);
     try {
-        return body(fcinfo);
+        const Datum result = body(fcinfo);
+        serving::call_end(serving_call, 0);
+        return result;
     } catch (const PgError &e) {
         postgres_error = e.edata();
     } catch (const SqlError &e) {
@@ -75,6 +83,7 @@ Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*bo
         pending.set(ERRCODE_INTERNAL_ERROR, "unexpected C++ exception", function_name, "");
     }
     // Every C++ frame below this one is gone; PostgreSQL may longjmp from here.
+    serving::call_end(serving_call, postgres_error ? postgres_error->sqlerrcode : pending.sqlstate);
     if (postgres_error) ReThrowError(postgres_error);
     // ereport() spelled out, so that the error's location is the SQL-callable function
     // rather than this line of the guard, which would be the same for every error.

@@ -90,7 +90,10 @@ private:
     std::string message_, detail_, hint_;
 };
 
-Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo));
+// serving_entry: the serving::EntryPoint the function counts as in recsys.serving_stats
+// (serving_stats.h), or -1: the guard times the body and records the SQLSTATE of its error.
+Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*body)(FunctionCallInfo),
+                  int serving_entry = -1);
 
 }  // namespace recsys::pg
 
@@ -100,5 +103,17 @@ Datum run_guarded(const char *function_name, FunctionCallInfo fcinfo, Datum (*bo
     extern "C" {                                                                                    \
     PG_FUNCTION_INFO_V1(name);                                                                      \
     Datum name(PG_FUNCTION_ARGS) { return recsys::pg::run_guarded(#name, fcinfo, name##_body); }    \
+    }                                                                                               \
+    static Datum name##_body(FunctionCallInfo fcinfo)
+
+// RECSYS_FUNCTION for a serving entry point, counted in recsys.serving_stats as entry_point
+// (a recsys::pg::serving::EntryPoint).
+#define RECSYS_SERVING_FUNCTION(name, entry_point)                                                  \
+    static Datum name##_body(FunctionCallInfo fcinfo);                                              \
+    extern "C" {                                                                                    \
+    PG_FUNCTION_INFO_V1(name);                                                                      \
+    Datum name(PG_FUNCTION_ARGS) {                                                                  \
+        return recsys::pg::run_guarded(#name, fcinfo, name##_body, int(entry_point));               \
+    }                                                                                               \
     }                                                                                               \
     static Datum name##_body(FunctionCallInfo fcinfo)

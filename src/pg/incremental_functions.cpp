@@ -16,6 +16,7 @@
 #include "memory_budget.h"
 #include "model_cache.h"
 #include "ranking.h"
+#include "serving_stats.h"
 #include "settings.h"
 #include "sql_text.h"
 #include "sql_values.h"
@@ -200,6 +201,7 @@ struct StateRowWriter {
 
 // The production version of a from-start model, with k checked against it (SPI connected).
 std::shared_ptr<LoadedModel> from_start_model(const std::string &name, int32_t k) {
+    serving::note_model_name(name);  // advance_customer, or advance_month running these
     check_k(k, nullptr);
     spi_connect();
     std::shared_ptr<LoadedModel> m = acquire_model(name, -1);
@@ -260,6 +262,8 @@ RECSYS_FUNCTION(recsys_full_states) {
                        }
                    });
     spi_finish();
+    // Counted for advance_month (recsys.serving_stats), which runs this through store_states.
+    serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
     return (Datum)0;
 }
 
@@ -358,6 +362,8 @@ RECSYS_FUNCTION(recsys_advanced_states) {
     });
     stored_states.close();
     spi_finish();
+    // Counted for advance_month (recsys.serving_stats), which runs this through store_states.
+    serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
     return (Datum)0;
 }
 
@@ -365,7 +371,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
 // state to its latest snapshot (reading only the months after the state), stores the new
 // state and recommendations, and returns them. Without a stored state the customer's whole
 // history is run once. For a trigger on the snapshot table.
-RECSYS_FUNCTION(recsys_advance_customer) {
+RECSYS_SERVING_FUNCTION(recsys_advance_customer, serving::EntryPoint::AdvanceCustomer) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
     const std::string name = text_arg(fcinfo, 0);
     const int64_t customer = PG_GETARG_INT64(1);
@@ -461,5 +467,6 @@ RECSYS_FUNCTION(recsys_advance_customer) {
         });
     }
     spi_finish();
+    serving::note_customers(1);
     return ranked_names_array(m->model.products, ranked);
 }

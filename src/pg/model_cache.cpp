@@ -92,6 +92,7 @@ void account(const std::shared_ptr<LoadedModel> &m, bool add) {
     if (add) cached_bytes += m->bytes;
     else cached_bytes -= m->bytes;
     cache_context.mem_allocated = cached_bytes;
+    serving::cached_bytes_changed(m->serving, add ? int64_t(m->bytes) : -int64_t(m->bytes));
 }
 
 void registry_changed(Datum, Oid relid) {
@@ -266,6 +267,7 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
     m->name = name;
     m->version = version;
     m->sha256_hex = r.sha256_hex;
+    m->serving = serving::model_handle(name, version);
     try {
         m->model = parse_model(bytes.data(), bytes.size());
     } catch (const recsys::Error &e) {
@@ -368,10 +370,13 @@ std::shared_ptr<LoadedModel> acquire_model(const std::string &name, int32_t vers
             }
             loaded.splice(loaded.begin(), loaded, m);
             enforce_budget(loaded.front());  // the budget may have been lowered since
+            serving::cache_hit(loaded.front()->serving);
             return loaded.front();
         }
     }
+    serving::cache_miss(serving::model_handle(name, r.version));
     auto model = load(name, r);
+    serving::model_loaded(model->serving);
     loaded.push_front(model);
     account(model, true);
     enforce_budget(model);

@@ -23,6 +23,7 @@
 #include "lstm_forward.h"
 #include "model.h"
 #include "postgres_headers.h"
+#include "serving_stats.h"
 #include "source_reader.h"
 
 namespace recsys::pg {
@@ -35,6 +36,8 @@ struct LoadedModel {
     int32_t version = 0;
     std::string sha256_hex;
     size_t bytes = 0;  // what the cache counts against recsys.model_cache_memory
+    // Its figures in recsys.serving_stats (null without shared_preload_libraries = 'recsys').
+    serving::ModelHandle *serving = nullptr;
     std::string label() const { return model_label(name, version); }
     Model model;
     std::unique_ptr<FeatureEncoder> encoder;

@@ -3,6 +3,7 @@
 
 #include "guard.h"
 #include "model_cache.h"
+#include "serving_stats.h"
 #include "settings.h"
 
 extern "C" {
@@ -16,6 +17,7 @@ int model_cache_size = 8;
 int model_cache_memory_kb = 256 * 1024;
 int fetch_rows = 20000;
 int max_batch_memory_kb = 256 * 1024;
+double log_sample_rate = 0.0;
 }  // namespace recsys::pg::settings
 
 void _PG_init(void) {
@@ -47,6 +49,17 @@ void _PG_init(void) {
         "frees in milliseconds on cancel; a superuser may raise it for larger models.",
         &settings::max_batch_memory_kb, 256 * 1024, 64, MAX_KILOBYTES, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr,
         nullptr);
+    // PGC_SUSET: the prediction log keeps per-customer rankings (read by recsys_admin) and every
+    // logged call writes a row as the extension's owner, so what is logged, and how much the
+    // table grows, is a DBA's decision (ALTER SYSTEM / ALTER ROLE ... SET, or GRANT SET ON
+    // PARAMETER), not something a scoring role may switch on for itself.
+    DefineCustomRealVariable(
+        "recsys.log_sample_rate", "Share of online recommend() and recommend_scores() calls logged in recsys.prediction_log.",
+        "0 (the default) logs nothing and costs one branch per call; 1 logs every call. Logged rows are what realized "
+        "quality (recsys.realized_quality) is computed from once the predicted month's snapshots land.",
+        &settings::log_sample_rate, 0.0, 0.0, 1.0, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    // recsys.serving_stats*; with shared_preload_libraries = 'recsys', its shared memory and hooks.
+    serving::init_module();
     MarkGUCPrefixReserved("recsys");
     register_model_cache_callbacks();
 }

@@ -9,7 +9,9 @@
 #include "history_stream.h"
 #include "memory_budget.h"
 #include "model_cache.h"
+#include "prediction_log.h"
 #include "ranking.h"
+#include "serving_stats.h"
 #include "settings.h"
 #include "shadow_scoring.h"
 #include "sql_text.h"
@@ -40,11 +42,13 @@ struct OneCustomerCall {
 };
 
 // The common part of the single-customer functions (arguments: id, k, model, version).
-OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k) {
+// entry_point: the SQL function's name (recorded in recsys.prediction_log).
+OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k, const char *entry_point) {
     const int64_t id = PG_GETARG_INT64(0);
     const int32_t k = use_k ? PG_GETARG_INT32(1) : 0;
     const int model_arg = use_k ? 2 : 1;
     const std::string name = text_arg(fcinfo, model_arg);
+    serving::note_model_name(name);
     const int32_t version = version_arg(fcinfo, model_arg + 1);
     if (use_k) check_k(k, nullptr);
     spi_connect();
@@ -54,8 +58,11 @@ OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k) {
     call.model = acquire_model(name, version, use_k ? &shadow : nullptr);
     if (use_k) check_k(k, call.model.get());
     score_single(*call.model, id);
+    serving::note_customers(1);
     if (use_k)
         call.ranked = top_k(call.model->scores.data(), call.model->held.data(), call.model->model.product_count(), uint32_t(k));
+    // Ranked calls are logged at recsys.log_sample_rate (one branch when it is 0).
+    if (use_k && prediction_log_drawn()) log_prediction(*call.model, id, call.ranked, entry_point);
     if (shadow_drawn(shadow, call.model->version))
         shadow_score_and_log(shadow, *call.model, id, call.ranked, uint32_t(k), score_single);
     spi_finish();
@@ -65,25 +72,25 @@ OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k) {
 }  // namespace
 
 // recsys.recommend(customer_id, k, model, version) -> text[]
-RECSYS_FUNCTION(recsys_recommend) {
+RECSYS_SERVING_FUNCTION(recsys_recommend, serving::EntryPoint::Recommend) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
-    OneCustomerCall call = score_one_from_args(fcinfo, true);
+    OneCustomerCall call = score_one_from_args(fcinfo, true, "recommend");
     return ranked_names_array(call.model->model.products, call.ranked);
 }
 
 // recsys.score_customer(customer_id, model, version) -> real[]: every product's probability,
 // in the model's product order, held products included.
-RECSYS_FUNCTION(recsys_score_customer) {
+RECSYS_SERVING_FUNCTION(recsys_score_customer, serving::EntryPoint::ScoreCustomer) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) PG_RETURN_NULL();
-    OneCustomerCall call = score_one_from_args(fcinfo, false);
+    OneCustomerCall call = score_one_from_args(fcinfo, false, "score_customer");
     return real_array(call.model->scores.data(), call.model->scores.size());
 }
 
 // recsys.recommend_scores(customer_id, k, model, version) -> TABLE(rank, product, score)
-RECSYS_FUNCTION(recsys_recommend_scores) {
+RECSYS_SERVING_FUNCTION(recsys_recommend_scores, serving::EntryPoint::RecommendScores) {
     pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
-    OneCustomerCall call = score_one_from_args(fcinfo, true);
+    OneCustomerCall call = score_one_from_args(fcinfo, true, "recommend_scores");
     ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (size_t i = 0; i < call.ranked.size(); ++i) {
         const Ranked r = call.ranked[i];
@@ -166,11 +173,12 @@ void ranking_arrays(const RowWriter &w, const std::vector<Ranked> &ranked, Datum
 
 // recsys.recommend_many(customer_ids bigint[], k, model, version)
 //   -> TABLE(customer_id bigint, products text[], scores real[])
-RECSYS_FUNCTION(recsys_recommend_many) {
+RECSYS_SERVING_FUNCTION(recsys_recommend_many, serving::EntryPoint::RecommendMany) {
     pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
     const int32_t k = PG_GETARG_INT32(1);
     const std::string name = text_arg(fcinfo, 2);
+    serving::note_model_name(name);
     const int32_t version = version_arg(fcinfo, 3);
     check_k(k, nullptr);
     Datum ids = PG_GETARG_DATUM(0);
@@ -215,15 +223,17 @@ RECSYS_FUNCTION(recsys_recommend_many) {
                            std::to_string(wanted.size() - seen.size()) + " of the " + std::to_string(wanted.size()) +
                                " requested customers are unknown.",
                            "Pass only ids present in the model's source relation.");
+    serving::note_customers(seen.size());
     return (Datum)0;
 }
 
 // recsys.score_all(model, k, version, as_of)
 //   -> TABLE(customer_id, model_name, model_version, computed_at, products, scores)
-RECSYS_FUNCTION(recsys_score_all) {
+RECSYS_SERVING_FUNCTION(recsys_score_all, serving::EntryPoint::ScoreAll) {
     pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
     const std::string name = text_arg(fcinfo, 0);
+    serving::note_model_name(name);
     const int32_t k = PG_GETARG_INT32(1);
     const int32_t version = version_arg(fcinfo, 2);
     const bool has_as_of = !PG_ARGISNULL(3);
@@ -300,5 +310,6 @@ RECSYS_FUNCTION(recsys_score_all) {
                      });
                  });
     spi_finish();
+    serving::note_customers(uint64_t(tuplestore_tuple_count(w.rsinfo->setResult)));
     return (Datum)0;
 }

@@ -5,12 +5,54 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "model_cache.h"
 #include "ranking.h"
 
 namespace recsys::pg {
+
+// ---- Logging plumbing shared by the sampled online logs (shadow scoring, the prediction log)
+
+// Backend-local counts of one sampled logging path, shown by an SQL function. A shared-memory
+// counter would need shared_preload_libraries; these answer "is it logging in my session?",
+// and the logged table itself is the cluster-wide record.
+struct LogCounters {
+    int64_t sampled = 0;            // calls drawn
+    int64_t logged = 0;             // rows written
+    int64_t skipped_read_only = 0;  // drawn in a read-only transaction or on a hot standby
+    int64_t errors = 0;             // the logging failed (the call itself still succeeded)
+    bool warned = false;            // the one WARNING per backend has been raised
+};
+
+// Runs write() for a drawn call: counts it as sampled; in a read-only transaction or on a hot
+// standby skips it and counts the skip (a read-only query stays a successful one); otherwise
+// runs it inside a subtransaction (BeginInternalSubTransaction, as PL/pgSQL's exception
+// blocks do). A failure rolls back the subtransaction only and is counted; the first one of
+// the backend is reported by warn(message), which must raise at most a WARNING. A cancel or
+// statement_timeout is rethrown: it stops the caller's statement, as it would without logging.
+// Needs the caller's open SPI connection if write() uses SPI.
+void run_logged_write(LogCounters &counters, const std::function<void()> &write,
+                      const std::function<void(const std::string &)> &warn);
+
+// Executes `sql`, a fixed, schema-qualified INSERT, through a plan saved in *plan (prepared and
+// kept on first use) with the rights of the registry's owner: the roles calling the scoring
+// functions have no right on the logs. `what` names the statement in internal errors.
+void insert_as_registry_owner(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *values,
+                              const char *what);
+
+// real[] of the scores of a ranking, in rank order.
+Datum ranked_scores_array(const std::vector<Ranked> &ranked);
+
+// The first day of a month index (year * 12 + month - 1).
+DateADT first_day_of_month(int32_t month);
+
+// (sampled, logged, skipped_read_only, errors) as the composite result of an SQL function.
+Datum log_counters_datum(FunctionCallInfo fcinfo, const LogCounters &counters, const char *function);
+
+// ---- Shadow scoring
 
 // Scores one customer into m.scores / m.held with the model's preallocated buffers (the
 // single-customer forward of recommend()).

@@ -65,6 +65,29 @@ int64_t require_valid_data(Oid relation, int32_t month, const std::string *overr
     });
 }
 
+// Records the reference distribution of every feature and product over the training months
+// with recsys.record_feature_reference() (sql/0.3.0/84_drift.sql), beside the new version:
+// recsys.feature_drift() and recsys.training_serving_skew() compare later months with it.
+void record_feature_reference(const std::string &name, int32_t version, int32_t first_month, int32_t last_month) {
+    const char *model_name = name.c_str();
+    pg_call([&] {
+        // A library newer than the installed SQL (before ALTER EXTENSION recsys UPDATE) has no
+        // such function to call.
+        if (SPI_execute("SELECT pg_catalog.to_regprocedure('recsys.record_feature_reference(pg_catalog.text, "
+                        "pg_catalog.int4, pg_catalog.date, pg_catalog.date)') IS NOT NULL",
+                        true, 1) != SPI_OK_SELECT)
+            elog(ERROR, "feature reference lookup failed");
+        bool isnull;
+        if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))) return;
+        Oid types[4] = {TEXTOID, INT4OID, DATEOID, DATEOID};
+        Datum args[4] = {CStringGetTextDatum(model_name), Int32GetDatum(version),
+                         DateADTGetDatum(date_of_month(first_month)), DateADTGetDatum(date_of_month(last_month))};
+        if (SPI_execute_with_args("SELECT recsys.record_feature_reference($1, $2, $3, $4)", 4, types, args, nullptr,
+                                  false, 1) != SPI_OK_SELECT)
+            elog(ERROR, "recording the feature reference failed");
+    });
+}
+
 }  // namespace
 
 // recsys.train(model_name, source, train_months, validation_month, window_months, hidden,
@@ -334,6 +357,12 @@ RECSYS_FUNCTION(recsys_train) {
         bool isnull;
         return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     });
+    // The training months' feature distributions, stored with the version (0.2.0's declaration,
+    // without the data check, predates them; so does a 0.3.0 install made before them).
+    if (has_data_check) {
+        report_activity("recsys.train: model " + name + " recording the feature reference");
+        record_feature_reference(name, version, first_target, validation - 1);
+    }
     spi_finish();
     // Put the statement's own text back in pg_stat_activity.
     if (debug_query_string) report_activity(debug_query_string);
