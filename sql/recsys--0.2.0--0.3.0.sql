@@ -208,6 +208,32 @@ GRANT SELECT ON recsys.data_validations TO recsys_admin;
 -- Admins prune the shadow log (it has no retention of its own).
 GRANT SELECT, DELETE ON recsys.shadow_log TO recsys_admin;
 
+-- ==== sql/0.3.0/12_column_types.sql
+-- The type recsys reads a source column as: its declared type with every domain unwrapped (a
+-- domain over date reads as a date), or NULL when the column does not exist. The SQL twin of
+-- getBaseType() that src/pg/source_reader.cpp applies; data checks and drift use it.
+CREATE FUNCTION recsys.column_base_type(relation regclass, column_name text) RETURNS oid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ      oid;
+    typ_kind "char";
+    base     oid;
+BEGIN
+    SELECT a.atttypid INTO base FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+    LOOP
+        EXIT WHEN base IS NULL;
+        SELECT t.typtype, t.typbasetype INTO typ_kind, typ FROM pg_type t WHERE t.oid = base;
+        EXIT WHEN typ_kind <> 'd';
+        base := typ;
+    END LOOP;
+    RETURN base;
+END
+$$;
+COMMENT ON FUNCTION recsys.column_base_type(regclass, text) IS 'A column''s type with domains unwrapped, or NULL when the relation has no such column';
+GRANT EXECUTE ON FUNCTION recsys.column_base_type(regclass, text) TO recsys_admin;
+
 -- ==== sql/0.3.0/15_generator.sql
 -- recsys.generate_santander() gains an optional planted change (docs/generated-data.md,
 -- "Planted changes"): from one month on, for one segment or every customer, two product flags
@@ -409,7 +435,6 @@ DECLARE
     typ           oid;
     typ_name      text;
     base          oid;
-    typ_kind      "char";
     ok            boolean;
     want          text;
     month_base    oid;
@@ -554,12 +579,7 @@ BEGIN
                                                      'expected', 'present', 'severity', 'fail');
             CONTINUE;
         END IF;
-        base := typ;   -- a domain reads as its base type
-        LOOP
-            SELECT t.typtype, t.typbasetype INTO typ_kind, typ FROM pg_type t WHERE t.oid = base;
-            EXIT WHEN typ_kind <> 'd';
-            base := typ;
-        END LOOP;
+        base := recsys.column_base_type(rel_oid, c);   -- a domain reads as its base type
         CASE roles[n]
             WHEN 'id' THEN
                 want := 'an integer type';
@@ -3162,21 +3182,11 @@ RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    typ      oid;
-    typ_kind "char";
-    base     oid;
+    base oid := recsys.column_base_type(relation, column_name);   -- a domain reads as its base type
 BEGIN
-    SELECT a.atttypid INTO typ FROM pg_attribute a
-     WHERE a.attrelid = relation AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
-    IF typ IS NULL THEN
+    IF base IS NULL THEN
         RAISE EXCEPTION 'column "%" of relation % does not exist', column_name, relation USING ERRCODE = 'undefined_column';
     END IF;
-    base := typ;   -- a domain reads as its base type
-    LOOP
-        SELECT t.typtype, t.typbasetype INTO typ_kind, typ FROM pg_type t WHERE t.oid = base;
-        EXIT WHEN typ_kind <> 'd';
-        base := typ;
-    END LOOP;
     IF kind = 'categorical' THEN
         IF base = ANY ('{text,varchar,bpchar,name,char,int2,int4,int8,float4,float8,numeric,bool}'::regtype[]::oid[]) THEN
             RETURN format('(%I)::pg_catalog.text', column_name);
@@ -3211,12 +3221,10 @@ DECLARE
     hi     text := to_char(date_trunc('month', months_to::timestamp) + interval '1 month', 'YYYY-MM-DD');
     suffix text;
 BEGIN
-    SELECT a.atttypid INTO typ FROM pg_attribute a
-     WHERE a.attrelid = relation AND a.attname = month_column AND a.attnum > 0 AND NOT a.attisdropped;
+    typ := recsys.column_base_type(relation, month_column);
     IF typ IS NULL THEN
         RAISE EXCEPTION 'column "%" of relation % does not exist', month_column, relation USING ERRCODE = 'undefined_column';
     END IF;
-    typ := coalesce((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype END FROM pg_type t WHERE t.oid = typ), typ);
     IF typ = 'timestamptz'::regtype THEN
         lo := lo || ' 00:00:00+00';
         hi := hi || ' 00:00:00+00';

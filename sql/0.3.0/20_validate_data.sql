@@ -164,7 +164,6 @@ DECLARE
     typ           oid;
     typ_name      text;
     base          oid;
-    typ_kind      "char";
     ok            boolean;
     want          text;
     month_base    oid;
@@ -309,12 +308,7 @@ BEGIN
                                                      'expected', 'present', 'severity', 'fail');
             CONTINUE;
         END IF;
-        base := typ;   -- a domain reads as its base type
-        LOOP
-            SELECT t.typtype, t.typbasetype INTO typ_kind, typ FROM pg_type t WHERE t.oid = base;
-            EXIT WHEN typ_kind <> 'd';
-            base := typ;
-        END LOOP;
+        base := recsys.column_base_type(rel_oid, c);   -- a domain reads as its base type
         CASE roles[n]
             WHEN 'id' THEN
                 want := 'an integer type';

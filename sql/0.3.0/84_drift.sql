@@ -82,21 +82,11 @@ RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    typ      oid;
-    typ_kind "char";
-    base     oid;
+    base oid := recsys.column_base_type(relation, column_name);   -- a domain reads as its base type
 BEGIN
-    SELECT a.atttypid INTO typ FROM pg_attribute a
-     WHERE a.attrelid = relation AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
-    IF typ IS NULL THEN
+    IF base IS NULL THEN
         RAISE EXCEPTION 'column "%" of relation % does not exist', column_name, relation USING ERRCODE = 'undefined_column';
     END IF;
-    base := typ;   -- a domain reads as its base type
-    LOOP
-        SELECT t.typtype, t.typbasetype INTO typ_kind, typ FROM pg_type t WHERE t.oid = base;
-        EXIT WHEN typ_kind <> 'd';
-        base := typ;
-    END LOOP;
     IF kind = 'categorical' THEN
         IF base = ANY ('{text,varchar,bpchar,name,char,int2,int4,int8,float4,float8,numeric,bool}'::regtype[]::oid[]) THEN
             RETURN format('(%I)::pg_catalog.text', column_name);
@@ -131,12 +121,10 @@ DECLARE
     hi     text := to_char(date_trunc('month', months_to::timestamp) + interval '1 month', 'YYYY-MM-DD');
     suffix text;
 BEGIN
-    SELECT a.atttypid INTO typ FROM pg_attribute a
-     WHERE a.attrelid = relation AND a.attname = month_column AND a.attnum > 0 AND NOT a.attisdropped;
+    typ := recsys.column_base_type(relation, month_column);
     IF typ IS NULL THEN
         RAISE EXCEPTION 'column "%" of relation % does not exist', month_column, relation USING ERRCODE = 'undefined_column';
     END IF;
-    typ := coalesce((SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype END FROM pg_type t WHERE t.oid = typ), typ);
     IF typ = 'timestamptz'::regtype THEN
         lo := lo || ' 00:00:00+00';
         hi := hi || ' 00:00:00+00';
