@@ -21,15 +21,27 @@
 ---------------------------------------------------------------------------------------------
 
 -- The version the report is about: production, else the latest version.
-CREATE FUNCTION recsys.model_report_subject(model_name text, OUT version integer, OUT status text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+CREATE FUNCTION recsys.model_report_subject(model_name text, OUT version integer, OUT status text, OUT spec jsonb,
+                                            OUT latest_month date)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT m.version, m.status FROM recsys.models m
+BEGIN
+    SELECT m.version, m.status, m.feature_spec INTO version, status, spec FROM recsys.models m
      WHERE m.name = model_name
      ORDER BY (m.status = 'production') DESC, m.version DESC
-     LIMIT 1
+     LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = 'undefined_object';
+    END IF;
+    -- A source that is gone leaves the month unknown; the report says so rather than failing.
+    BEGIN
+        latest_month := recsys.snapshot_latest_month(spec);
+    EXCEPTION WHEN undefined_table OR undefined_column THEN
+        latest_month := NULL;
+    END;
+END
 $$;
-COMMENT ON FUNCTION recsys.model_report_subject(text) IS 'The version a model report describes: production, else the latest (internal)';
+COMMENT ON FUNCTION recsys.model_report_subject(text) IS 'The version a model report describes (production, else the latest), its feature spec and its source''s latest month; raises for an unknown model (internal)';
 
 -- Realized quality, one row per (version, month): the latest prediction set (batch, every
 -- customer) when there is one, else the prediction log (online, a sample); the online figures
@@ -275,16 +287,9 @@ DECLARE
     hint     text;
     skew_m   date;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_report.name) THEN
-        RAISE EXCEPTION 'model "%" does not exist', model_report.name USING ERRCODE = 'undefined_object';
-    END IF;
     subject := recsys.model_report_subject(model_report.name);
-    SELECT m.feature_spec INTO spec FROM recsys.models m WHERE m.name = model_report.name AND m.version = subject.version;
-    BEGIN
-        latest := recsys.snapshot_latest_month(spec);
-    EXCEPTION WHEN undefined_table OR undefined_column THEN
-        latest := NULL;
-    END;
+    spec := subject.spec;
+    latest := subject.latest_month;
 
     -- model ---------------------------------------------------------------------------------
     section := 'model'; item := 'described_version'; month := latest; version := subject.version; value := NULL;
@@ -575,16 +580,9 @@ DECLARE
     serving  jsonb;
     label    text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM recsys.models m WHERE m.name = model_report_svg.name) THEN
-        RAISE EXCEPTION 'model "%" does not exist', model_report_svg.name USING ERRCODE = 'undefined_object';
-    END IF;
     subject := recsys.model_report_subject(model_report_svg.name);
-    SELECT m.feature_spec INTO spec FROM recsys.models m WHERE m.name = model_report_svg.name AND m.version = subject.version;
-    BEGIN
-        latest := recsys.snapshot_latest_month(spec);
-    EXCEPTION WHEN undefined_table OR undefined_column THEN
-        latest := NULL;
-    END;
+    spec := subject.spec;
+    latest := subject.latest_month;
 
     -- Header ---------------------------------------------------------------------------------
     body := body || format('<text x="30" y="38" font-size="22" font-weight="bold">%s</text>',
