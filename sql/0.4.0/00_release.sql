@@ -1,0 +1,2 @@
+-- recsys 0.4.0: faster serving (one-step scoring from stored states, parallel refresh, bulk state
+-- writes, reduced precision) and models from any LSTM. Each later file adds one idea.
