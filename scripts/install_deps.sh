@@ -7,7 +7,7 @@ packages=(
     clang-14 libclang-rt-14-dev
     postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron
     libeigen3-dev libopenblas-dev libgtest-dev libbenchmark-dev
-    python3-torch python3-numpy python3-psycopg2
+    python3-torch python3-numpy python3-psycopg2 python3-onnx
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -38,11 +38,39 @@ fields ("format_version", "hidden", "layers", "step_width", "static_width",
 "parameter_count") may be present, as in a spec copied from an exported model; they are
 then checked against the torch modules.
 
-Each step's input is [product flags (P), product adds (P, when include_product_adds),
-the encoded dynamic features in spec order]; the static input is the encoded static
-features in spec order. A numeric feature encodes to 1 value, plus 1 missing indicator
-when missing_indicator is true; a categorical one to len(vocabulary) + 1 values (one-hot,
-the last slot for unknown or NULL). The LSTM's input_size must equal that step width.
+Encoded widths: a numeric feature encodes to 1 value, plus 1 missing indicator when
+missing_indicator is true; a categorical one to len(vocabulary) + 1 values (one-hot, the
+last slot for unknown or NULL). The static input is the encoded static features in spec
+order; the head's in_features must be hidden + that width.
+
+Two defaults WIDEN the input, and a model trained without those columns will not match
+until they are switched off: "missing_indicator" (default true: every numeric feature is
+2 columns, not 1) and "include_product_adds" (default true: P more step columns).
+
+The step input ("step_input")
+-----------------------------
+Without "step_input", each step's input is, in this order: [product flags (P), product
+adds (P, when include_product_adds), the encoded dynamic features in spec order]. A model
+trained on another layout describes its step input as an ordered list of encoded blocks,
+each at most once, any of them left out::
+
+    "step_input": [{"feature": "age"}, "product_adds", {"feature": "segmento"}]
+
+    "product_flags"       P columns: 1 when the customer holds the product that month
+    "product_adds"        P columns: 1 when the product was added that month
+    {"feature": COLUMN}   the encoded feature (width as above); the feature is dynamic
+
+With "step_input", a feature it names is dynamic and every other feature is static (a
+"role" may be given but must agree), and include_product_adds may be left out (it must
+agree when given). The LSTM's input_size must equal the sum of the block widths. Errors:
+an unknown block, a block given twice, a feature not in "features", a width that differs
+from input_size (the message lists each block's width).
+
+recsys stores every model in its own step layout ([flags, adds, dynamic features]): the
+exporter places each of the model's input columns at its place in that layout and gives
+the columns the model does not read (for example the product flags of a model without
+them) zero weights, so recsys computes exactly the model's function. recsys.model_spec()
+then reports the recsys layout, not "step_input".
 
 Checkpoint layout (for the command line)
 ----------------------------------------
@@ -215,6 +243,15 @@ def normalize_spec(spec):
     features = spec.get("features", [])
     if not isinstance(features, list) or len(features) > MAX_FEATURES:
         _fail(f"features must be a list of at most {MAX_FEATURES} objects")
+    step_input = _normalize_step_input(spec, features)
+    if step_input is not None:
+        has_adds = "product_adds" in step_input
+        if "include_product_adds" in spec and spec["include_product_adds"] != has_adds:
+            _fail(f"include_product_adds is {spec['include_product_adds']!r} but step_input "
+                  f"{'lists' if has_adds else 'does not list'} \"product_adds\"")
+        out["include_product_adds"] = has_adds
+        out["step_input"] = step_input
+        dynamic_columns = {b[1] for b in step_input if isinstance(b, tuple)}
     out["features"] = []
     for i, f in enumerate(features):
         if not isinstance(f, dict):
@@ -225,6 +262,13 @@ def normalize_spec(spec):
         if kind not in KINDS:
             _fail(f'{what} has kind {kind!r}; it must be "numeric" or "categorical"')
         role = f.get("role")
+        if step_input is not None:
+            implied = "dynamic" if column in dynamic_columns else "static"
+            if role is None:
+                role = implied
+            elif role != implied:
+                _fail(f'{what} has role {role!r} but step_input '
+                      f'{"lists" if implied == "dynamic" else "does not list"} it')
         if role not in ROLES:
             _fail(f'{what} has role {role!r}; it must be "dynamic" or "static"')
         g = {"column": column, "kind": kind, "role": role}
@@ -263,6 +307,81 @@ def normalize_spec(spec):
     return out
 
 
+STEP_BLOCKS = ("product_flags", "product_adds")
+
+
+def _normalize_step_input(spec, features):
+    """The "step_input" list as tuples: "product_flags", "product_adds" or ("feature", column);
+    None when the spec has none (the recsys layout)."""
+    if "step_input" not in spec:
+        return None
+    blocks = spec["step_input"]
+    if not isinstance(blocks, list) or not blocks:
+        _fail('step_input must be a non-empty list of blocks: "product_flags", "product_adds" '
+              'or {"feature": COLUMN}')
+    columns = [f.get("column") for f in features if isinstance(f, dict)]
+    out, seen = [], set()
+    for i, b in enumerate(blocks):
+        if isinstance(b, str):
+            if b not in STEP_BLOCKS:
+                _fail(f'step_input[{i}] is the unknown block {b!r}; a block is "product_flags", '
+                      f'"product_adds" or {{"feature": COLUMN}}')
+            key = b
+        elif isinstance(b, tuple) and len(b) == 2 and b[0] == "feature" and b[1] in columns:
+            key = b  # already normalized
+        elif isinstance(b, dict) and set(b) == {"feature"} and isinstance(b["feature"], str):
+            if b["feature"] not in columns:
+                _fail(f'step_input[{i}] names the feature {b["feature"]!r}, which is not in "features"')
+            key = ("feature", b["feature"])
+        else:
+            _fail(f'step_input[{i}] is {b!r}; a block is "product_flags", "product_adds" or '
+                  f'{{"feature": COLUMN}}')
+        if key in seen:
+            _fail(f"step_input[{i}] repeats the block {b!r}; each block may appear once")
+        seen.add(key)
+        out.append(key)
+    return out
+
+
+def _block_name(block):
+    return block if isinstance(block, str) else f'feature "{block[1]}"'
+
+
+def step_layout(spec):
+    """For a normalized spec: the step input's blocks as (name, offset in the model's input,
+    width, offset in the recsys layout), in the model's order. Without step_input the two
+    layouts are the same."""
+    spec = normalize_spec(spec)
+    P = len(spec["products"])
+    adds = spec.get("include_product_adds", True)
+    recsys_offset = {"product_flags": 0}
+    pos = P
+    if adds:
+        recsys_offset["product_adds"] = pos
+        pos += P
+    dynamic = [f for f in spec.get("features", []) if f["role"] == "dynamic"]
+    width = {"product_flags": P, "product_adds": P}
+    for f in dynamic:
+        recsys_offset[("feature", f["column"])] = pos
+        width[("feature", f["column"])] = encoded_width(f)
+        pos += encoded_width(f)
+    blocks = spec.get("step_input")
+    if blocks is None:
+        blocks = ["product_flags"] + (["product_adds"] if adds else []) + [("feature", f["column"]) for f in dynamic]
+    layout, offset = [], 0
+    for b in blocks:
+        layout.append((_block_name(b), offset, width[b], recsys_offset[b]))
+        offset += width[b]
+    return layout
+
+
+def recsys_step_width(spec):
+    """Width of the step input in the recsys layout (what the model file stores)."""
+    spec = normalize_spec(spec)
+    w = len(spec["products"]) * (2 if spec.get("include_product_adds", True) else 1)
+    return w + sum(encoded_width(f) for f in spec.get("features", []) if f["role"] == "dynamic")
+
+
 def encoded_width(feature):
     if feature.get("kind", "numeric") == "categorical":
         return len(feature["vocabulary"]) + 1
@@ -270,13 +389,14 @@ def encoded_width(feature):
 
 
 def step_width(spec):
-    """Per-step LSTM input width: products, optional product adds, encoded dynamic features."""
-    w = len(spec["products"]) * (2 if spec.get("include_product_adds", True) else 1)
-    return w + sum(encoded_width(f) for f in spec.get("features", []) if f["role"] == "dynamic")
+    """Per-step input width of the model the spec describes: the blocks of step_input, or
+    products, optional product adds and encoded dynamic features (a normalized spec)."""
+    return sum(width for _, _, width, _ in step_layout(spec))
 
 
 def static_width(spec):
     """Width of the static vector concatenated with h_T: encoded static features."""
+    spec = normalize_spec(spec)
     return sum(encoded_width(f) for f in spec.get("features", []) if f["role"] == "static")
 
 
@@ -284,18 +404,49 @@ def static_width(spec):
 # Torch modules
 
 
-def _tensor_bytes(tensor, what, shape):
-    import torch
+def _float32_array(value, what, shape):
+    """value (numpy array or torch tensor) as a C-contiguous float32 numpy array of `shape`."""
+    import numpy as np
 
-    t = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous()
-    if tuple(t.shape) != tuple(shape):
-        _fail(f"{what} has shape {tuple(t.shape)}, expected {tuple(shape)}")
-    if not bool(torch.isfinite(t).all()):
+    if hasattr(value, "detach"):
+        value = value.detach().to(device="cpu").float().numpy()
+    a = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
+    if tuple(a.shape) != tuple(shape):
+        _fail(f"{what} has shape {tuple(a.shape)}, expected {tuple(shape)}")
+    if not np.isfinite(a).all():
         _fail(f"{what} contains NaN or infinite values")
-    return t.numpy().astype("<f4", copy=False).tobytes()
+    return a
 
 
-def _check_modules(lstm, head, spec):
+def _width_message(spec, input_size):
+    layout = step_layout(spec)
+    parts = " + ".join(f"{name} {width}" for name, _, width, _ in layout)
+    origin = "step_input" if "step_input" in spec else "the default step layout [product_flags, " + \
+        ("product_adds, " if spec["include_product_adds"] else "") + "dynamic features]"
+    return (f"the LSTM's input size is {input_size} but the spec's step width is "
+            f"{sum(w for _, _, w, _ in layout)} ({origin}: {parts or 'no blocks'}); check "
+            f"missing_indicator (default true: 2 columns per numeric feature) and "
+            f"include_product_adds (default true: {len(spec['products'])} more columns)")
+
+
+def check_dimensions(spec, input_size, hidden, layers, head_in, head_out):
+    """Checks an LSTM of these dimensions and its head against a normalized spec; returns
+    (H, L, W, S, P) with W the model's step width."""
+    H = _count(hidden, "LSTM hidden_size", 1, MAX_HIDDEN)
+    L = _count(layers, "LSTM num_layers", 1, MAX_LAYERS)
+    W, S, P = step_width(spec), static_width(spec), len(spec["products"])
+    if input_size != W:
+        _fail(_width_message(spec, input_size))
+    if head_in != H + S:
+        _fail(f"the head's in_features is {head_in} but hidden + static width is {H} + {S} = {H + S}")
+    if head_out != P:
+        _fail(f"the head's out_features is {head_out} but the spec lists {P} products")
+    return H, L, W, S, P
+
+
+def torch_arrays(lstm, head):
+    """The weights of a torch.nn.LSTM and its Linear head as numpy arrays in torch layout:
+    ([(w_ih, w_hh, b_ih, b_hh) per layer], head_w, head_b). Refuses what recsys cannot run."""
     import torch
 
     if not isinstance(lstm, torch.nn.LSTM):
@@ -310,34 +461,36 @@ def _check_modules(lstm, head, spec):
         _fail(f"the LSTM has proj_size={lstm.proj_size}; recsys does not support projections")
     if head.bias is None:
         _fail("the head has bias=False; recsys needs a bias")
-    H, L = lstm.hidden_size, lstm.num_layers
-    _count(H, "LSTM hidden_size", 1, MAX_HIDDEN)
-    _count(L, "LSTM num_layers", 1, MAX_LAYERS)
-    W, S, P = step_width(spec), static_width(spec), len(spec["products"])
-    if lstm.input_size != W:
-        adds = spec["include_product_adds"]
-        _fail(f"the LSTM's input_size is {lstm.input_size} but the spec's step width is {W} "
-              f"({P} products{' x 2 with product adds' if adds else ''} + "
-              f"{W - P * (2 if adds else 1)} for the encoded dynamic features)")
-    if head.in_features != H + S:
-        _fail(f"the head's in_features is {head.in_features} but hidden + static width is "
-              f"{H} + {S} = {H + S}")
-    if head.out_features != P:
-        _fail(f"the head's out_features is {head.out_features} but the spec lists {P} products")
-    return H, L, W, S, P
+    layers = [tuple(getattr(lstm, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+              for k in range(lstm.num_layers)]
+    return layers, head.weight, head.bias
 
 
-def export_model(lstm, head, spec):
-    """Returns the recsys model bytes for an LSTM, its Linear head and the spec (a dict in
-    the shape documented above). Raises ExportError when they disagree."""
+def export_arrays(layers, head_w, head_b, spec):
+    """Returns the recsys model bytes for LSTM weights in torch layout and gate order (i, f,
+    g, o): layers = [(w_ih 4H x in, w_hh 4H x H, b_ih 4H, b_hh 4H)], head_w P x (H + S),
+    head_b P; the step input is laid out as the spec says (step_input or the recsys layout).
+    Raises ExportError when they disagree with the spec."""
+    import numpy as np
+
     spec_in = spec
     spec = normalize_spec(spec_in)
-    H, L, W, S, P = _check_modules(lstm, head, spec)
-    params = (sum(4 * H * (W if k == 0 else H) + 4 * H * H + 8 * H for k in range(L)) + P * (H + S) + P)
-    for key, value in (("hidden", H), ("layers", L), ("step_width", W), ("static_width", S),
+    if not layers:
+        _fail("the model has no LSTM layer")
+    w0 = np.asarray(layers[0][0] if not hasattr(layers[0][0], "detach") else layers[0][0].detach())
+    hh = np.asarray(layers[0][1] if not hasattr(layers[0][1], "detach") else layers[0][1].detach())
+    if w0.ndim != 2 or hh.ndim != 2:
+        _fail("LSTM weights must be matrices (4H x input, 4H x H)")
+    hw_shape = tuple(head_w.shape)
+    if len(hw_shape) != 2:
+        _fail(f"the head weight has shape {hw_shape}; expected products x (hidden + static)")
+    H, L, W, S, P = check_dimensions(spec, int(w0.shape[1]), int(hh.shape[1]), len(layers), hw_shape[1], hw_shape[0])
+    WR = recsys_step_width(spec)
+    params = (sum(4 * H * (WR if k == 0 else H) + 4 * H * H + 8 * H for k in range(L)) + P * (H + S) + P)
+    for key, value in (("hidden", H), ("layers", L), ("step_width", WR), ("static_width", S),
                        ("parameter_count", params)):
         if key in spec_in and spec_in[key] != value:
-            _fail(f"the spec records {key} = {spec_in[key]!r} but the torch modules give {value}")
+            _fail(f"the spec records {key} = {spec_in[key]!r} but the model gives {value}")
 
     out = bytearray()
 
@@ -391,19 +544,109 @@ def export_model(lstm, head, spec):
         u32(len(vocabulary))
         for v in vocabulary:
             string(v)
-    for k in range(L):
+    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
         in_w = W if k == 0 else H
-        out.extend(_tensor_bytes(getattr(lstm, f"weight_ih_l{k}"), f"lstm.weight_ih_l{k}", (4 * H, in_w)))
-        out.extend(_tensor_bytes(getattr(lstm, f"weight_hh_l{k}"), f"lstm.weight_hh_l{k}", (4 * H, H)))
-        out.extend(_tensor_bytes(getattr(lstm, f"bias_ih_l{k}"), f"lstm.bias_ih_l{k}", (4 * H,)))
-        out.extend(_tensor_bytes(getattr(lstm, f"bias_hh_l{k}"), f"lstm.bias_hh_l{k}", (4 * H,)))
-    out.extend(_tensor_bytes(head.weight, "head.weight", (P, H + S)))
-    out.extend(_tensor_bytes(head.bias, "head.bias", (P,)))
+        w_ih = _float32_array(w_ih, f"lstm.weight_ih_l{k}", (4 * H, in_w))
+        if k == 0 and (W != WR or "step_input" in spec):
+            # Each block of the model's input goes to its column range in the recsys layout;
+            # columns the model does not read keep zero weights and so add exactly nothing.
+            placed = np.zeros((4 * H, WR), dtype=np.float32)
+            for _, offset, width, recsys_offset in step_layout(spec):
+                placed[:, recsys_offset:recsys_offset + width] = w_ih[:, offset:offset + width]
+            w_ih = placed
+        out.extend(w_ih.astype("<f4").tobytes())
+        out.extend(_float32_array(w_hh, f"lstm.weight_hh_l{k}", (4 * H, H)).astype("<f4").tobytes())
+        out.extend(_float32_array(b_ih, f"lstm.bias_ih_l{k}", (4 * H,)).astype("<f4").tobytes())
+        out.extend(_float32_array(b_hh, f"lstm.bias_hh_l{k}", (4 * H,)).astype("<f4").tobytes())
+    out.extend(_float32_array(head_w, "head.weight", (P, H + S)).astype("<f4").tobytes())
+    out.extend(_float32_array(head_b, "head.bias", (P,)).astype("<f4").tobytes())
 
     total = len(out) + CHECKSUM_BYTES
     out[12:20] = struct.pack("<Q", total)
     out.extend(hashlib.sha256(bytes(out)).digest())
     return bytes(out)
+
+
+def export_model(lstm, head, spec):
+    """Returns the recsys model bytes for an LSTM, its Linear head and the spec (a dict in
+    the shape documented above). Raises ExportError when they disagree."""
+    layers, head_w, head_b = torch_arrays(lstm, head)
+    return export_arrays(layers, head_w, head_b, spec)
+
+
+def read_model(data):
+    """Parses recsys model bytes (format version 1) into (spec, layers, head_w, head_b): the
+    spec in the recsys layout (no step_input), the weights as float32 numpy arrays in torch
+    layout and gate order. Checks the checksum; raises ExportError on anything else."""
+    import numpy as np
+
+    data = bytes(data)
+    if len(data) < len(MAGIC) + 12 + CHECKSUM_BYTES or data[:len(MAGIC)] != MAGIC:
+        _fail("not a recsys model (no RECSYSLM header)")
+    pos = len(MAGIC)
+
+    def take(n):
+        nonlocal pos
+        if pos + n > len(data) - CHECKSUM_BYTES:
+            _fail("the model is truncated")
+        b = data[pos:pos + n]
+        pos += n
+        return b
+
+    def u8():
+        return take(1)[0]
+
+    def u32():
+        return struct.unpack("<I", take(4))[0]
+
+    def f32():
+        return struct.unpack("<f", take(4))[0]
+
+    def string():
+        return take(u32()).decode("utf-8")
+
+    def floats(n, shape):
+        return np.frombuffer(take(4 * n), dtype="<f4").astype(np.float32).reshape(shape)
+
+    version = u32()
+    if version != FORMAT_VERSION:
+        _fail(f"the model has format version {version}; this tool reads version {FORMAT_VERSION}")
+    (total,) = struct.unpack("<Q", take(8))
+    if total != len(data):
+        _fail(f"the model says it is {total} bytes long but is {len(data)}")
+    if hashlib.sha256(data[:-CHECKSUM_BYTES]).digest() != data[-CHECKSUM_BYTES:]:
+        _fail("the model's SHA-256 checksum does not match its bytes")
+    spec = {"source": {"relation": string(), "id_column": string(), "month_column": string()}}
+    spec["window_months"] = u32()
+    flags, start = u32(), u32()
+    spec["history"] = ({"mode": "from_start_month", "start_month": f"{start // 12:04d}-{start % 12 + 1:02d}"}
+                       if flags & FLAG_FROM_START_MONTH else {"mode": "sliding_window"})
+    spec["include_product_adds"] = bool(flags & FLAG_PRODUCT_ADDS)
+    H, L, P = u32(), u32(), u32()
+    spec["products"] = [string() for _ in range(P)]
+    kinds, roles, transforms = ({v: k for k, v in d.items()} for d in (KINDS, ROLES, TRANSFORMS))
+    spec["features"] = []
+    for _ in range(u32()):
+        f = {"column": string(), "kind": kinds[u8()], "role": roles[u8()]}
+        transform, missing = u8(), u8()
+        mean, stddev, clip_min, clip_max = f32(), f32(), f32(), f32()
+        vocabulary = [string() for _ in range(u32())]
+        if f["kind"] == "numeric":
+            f.update(transform=transforms[transform], mean=mean, stddev=stddev, clip_min=clip_min,
+                     clip_max=clip_max, missing_indicator=bool(missing))
+        else:
+            f["vocabulary"] = vocabulary
+        spec["features"].append(f)
+    W, S = recsys_step_width(spec), static_width(spec)
+    layers = []
+    for k in range(L):
+        in_w = W if k == 0 else H
+        layers.append((floats(4 * H * in_w, (4 * H, in_w)), floats(4 * H * H, (4 * H, H)),
+                       floats(4 * H, (4 * H,)), floats(4 * H, (4 * H,))))
+    head_w, head_b = floats(P * (H + S), (P, H + S)), floats(P, (P,))
+    if pos != len(data) - CHECKSUM_BYTES:
+        _fail(f"{len(data) - CHECKSUM_BYTES - pos} bytes are left over after the weights")
+    return spec, layers, head_w, head_b
 
 
 def write_model(path, lstm, head, spec):
@@ -457,7 +700,7 @@ def load_checkpoint(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Export a PyTorch LSTM recommender to a recsys model file.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="torch.save'd dict with a state_dict")
     parser.add_argument("--spec", required=True, help="JSON spec: source, window, products, features")
     parser.add_argument("--out", required=True, help="model file to write (.rsm)")
