@@ -353,6 +353,83 @@ def database_parity(dsn, results):
             conn.close()
 
 
+def from_start_parity(dsn, results):
+    """A from_start_month model (step t is month start + t; customers whose history ends
+    earlier have fewer steps): in through a step_input spec, out to ONNX with sequence_lens."""
+    import psycopg2
+
+    T, P, H, L = 5, 4, 6, 2
+    start = datetime.date(2016, 1, 1)
+    # (first month, last month) per customer: from before the start, ending early, starting
+    # late, a single month, exactly the window.
+    spans = [(datetime.date(2015, 11, 1), datetime.date(2016, 5, 1)), (start, datetime.date(2016, 3, 1)),
+             (datetime.date(2016, 3, 1), datetime.date(2016, 5, 1)), (datetime.date(2016, 2, 1),) * 2,
+             (start, datetime.date(2016, 5, 1))]
+    name = f"(b) torch, from_start_month, step input permuted T={T} P={P} H={H} L={L}"
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    schema = f"recsys_onnx_start_{os.getpid()}"
+    model_name = f"onnx_parity_{os.getpid()}_start"
+    try:
+        cur.execute(f"CREATE SCHEMA {schema}")
+        table = f"{schema}.src"
+        cur.execute(f"CREATE TABLE {table} (customer_id bigint NOT NULL, month date NOT NULL, d0 double precision, "
+                    f"s0 double precision, {', '.join(f'p{i} smallint NOT NULL' for i in range(P))})")
+        rng = np.random.default_rng(4242)
+        spec = make_spec(T, P, 1, 1, ["product_adds", {"feature": "d0"}, "product_flags"], relation=table)
+        spec["history"] = {"mode": "from_start_month", "start_month": "2016-01"}
+        W = exporter.step_width(spec)
+        model = Scorer(W, H, L, 1, P, seed=4343)
+        data = exporter.export_model(model.lstm, model.head, spec)
+        cur.execute("SELECT recsys.register_model(%s, %s::bytea)", (model_name, psycopg2.Binary(data)))
+        version = cur.fetchone()[0]
+        steps = np.zeros((T, len(spans), W), np.float32)
+        statics = np.zeros((len(spans), 1), np.float32)
+        lengths = np.zeros(len(spans), np.int32)
+        want = np.zeros((len(spans), P))
+        for b, (first, last) in enumerate(spans):
+            n = (last.year - first.year) * 12 + last.month - first.month + 1
+            months = [add_months(first, j) for j in range(n)]
+            prod = (rng.random((n, P)) < 0.4).astype(np.int16)
+            dyn = rng.standard_normal((n, 2)).astype(np.float32)
+            for j, m in enumerate(months):
+                cur.execute(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, {', '.join(['%s'] * P)})",
+                            [b + 1, m, float(dyn[j, 0]), float(dyn[j, 1])] + [int(v) for v in prod[j]])
+                t = (m.year - start.year) * 12 + m.month - start.month
+                if t < 0:
+                    continue
+                # "Added" needs the month before inside the sequence: 0 at the start month.
+                adds = prod[j] & ~prod[j - 1] if (j > 0 and t > 0) else np.zeros(P, np.int16)
+                steps[t, b] = np.concatenate([adds, dyn[j, :1], prod[j]])
+            statics[b, 0] = dyn[-1, 1]
+            lengths[b] = (last.year - start.year) * 12 + last.month - start.month + 1
+            want[b] = model.scores(np.ascontiguousarray(steps[:lengths[b], b:b + 1]), statics[b:b + 1])[0]
+        worst = 0.0
+        for b in range(len(spans)):
+            cur.execute("SELECT recsys.score_customer(%s, model => %s, version => %s)", (b + 1, model_name, version))
+            worst = max(worst, float(np.abs(np.array(cur.fetchone()[0], np.float64) - want[b]).max()))
+        results.record("import torch (step_input spec) vs torch: score_customer", worst)
+        results.check(name, worst <= TOL, f"v{version}, lengths {lengths.tolist()}, max |delta| {worst:.3e}")
+
+        graph = recsys_to_onnx.build_graph(recsys_to_onnx.fetch_model(dsn, model_name, version)[0])
+        scores = onnx_numpy_eval.run(graph, {"steps": recsys_layout(steps, spec), "statics": statics,
+                                             "sequence_lens": lengths})["scores"].astype(np.float64)
+        vs_torch = float(np.abs(scores - want).max())
+        results.record("export ONNX (numpy evaluator) vs torch", vs_torch)
+        results.check("(c) export to ONNX: from_start_month with sequence_lens", vs_torch <= TOL,
+                      f"max |delta| vs torch {vs_torch:.3e}")
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        results.check(name, False, str(e))
+    finally:
+        try:
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            cur.execute("DELETE FROM recsys.models WHERE name = %s", (model_name,))
+        finally:
+            conn.close()
+
+
 def export_check(results, dsn, cur, label, model_name, version, data, model, customers, steps, statics, spec, want):
     name = f"(c) export to ONNX: {label}"
     try:
@@ -393,6 +470,7 @@ def main():
     if dsn:
         try:
             database_parity(dsn, results)
+            from_start_parity(dsn, results)
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             results.check("(b) database parity", False, str(e))
