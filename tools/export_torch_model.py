@@ -110,7 +110,12 @@ What a data scientist runs
    superuser or the pg_read_server_files role.
 
 From Python, ``export_model(lstm, head, spec) -> bytes`` and
-``write_model(path, lstm, head, spec)`` do the same without a checkpoint file.
+``write_model(path, lstm, head, spec)`` do the same without a checkpoint file;
+``export_arrays(layers, head_w, head_b, spec)`` takes numpy arrays in torch layout instead
+of modules, and ``read_model(bytes)`` reads a model file back into (spec, arrays).
+
+ONNX graphs come in through tools/onnx_to_recsys.py and registered versions go out through
+tools/recsys_to_onnx.py (docs/importing-models.md).
 """
 
 import argparse

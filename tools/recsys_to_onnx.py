@@ -113,7 +113,18 @@ def fetch_model(dsn, model, version):
     """The bytes of a registered version (the production one when version is None)."""
     import psycopg2
 
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    try:
+        conn = psycopg2.connect(dsn)
+        try:
+            return _fetch_model(conn, model, version)
+        finally:
+            conn.close()
+    except psycopg2.Error as e:
+        raise exporter.ExportError(f"reading recsys.models failed: {str(e).strip()}")
+
+
+def _fetch_model(conn, model, version):
+    with conn, conn.cursor() as cur:
         if version is None:
             cur.execute("SELECT m.version FROM recsys.models m WHERE m.name = %s AND m.status = 'production'", (model,))
             row = cur.fetchone()
