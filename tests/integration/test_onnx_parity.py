@@ -9,8 +9,9 @@
     refuses what recsys cannot represent (bidirectional, clip, other activations, a non-zero
     initial state), each with a message naming the defect.
 (b) Database, in: torch.nn.LSTM + Linear models whose step input is permuted, has no
-    product flags, or is narrower than the product count are exported with a step_input
-    spec; models exported by torch.onnx (time-major and batch-first, Gemm and MatMul + Add
+    product flags, is narrower than the product count, mixes categorical and
+    missing-indicator blocks (NULLs and unknown values in the data) or reads its history from
+    a start month are exported with a step_input spec; models exported by torch.onnx (time-major and batch-first, Gemm and MatMul + Add
     heads) are converted with tools/onnx_to_recsys.py. Each is registered, and
     recsys.score_customer and recsys.recommend_scores must match torch within 1e-5 for
     customers with full, longer and shorter histories.
@@ -353,6 +354,79 @@ def database_parity(dsn, results):
             conn.close()
 
 
+def mixed_blocks_parity(dsn, results):
+    """Blocks wider than one column in a permuted layout: a categorical feature (one-hot with a
+    slot for unknown or NULL) first, the product flags, then a numeric feature with its missing
+    indicator; a static numeric feature with a missing indicator. NULLs and unknown values
+    included."""
+    import psycopg2
+
+    T, P, H, L = 4, 5, 7, 1
+    vocabulary = ["a", "b", "c"]
+    spec = make_spec(T, P, 0, 0, [{"feature": "c0"}, "product_flags", {"feature": "d0"}])
+    spec["features"] = [{"column": "c0", "kind": "categorical", "vocabulary": vocabulary},
+                        {"column": "d0", "kind": "numeric", "missing_indicator": True, "mean": 0.5, "stddev": 2.0},
+                        {"column": "s0", "kind": "numeric", "missing_indicator": True}]
+    name = f"(b) torch, categorical and missing-indicator blocks permuted T={T} P={P} H={H} L={L}"
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    schema = f"recsys_onnx_mixed_{os.getpid()}"
+    model_name = f"onnx_parity_{os.getpid()}_mixed"
+    try:
+        cur.execute(f"CREATE SCHEMA {schema}")
+        table = f"{schema}.src"
+        spec["source"]["relation"] = table
+        cur.execute(f"CREATE TABLE {table} (customer_id bigint NOT NULL, month date NOT NULL, c0 text, "
+                    f"d0 double precision, s0 double precision, {', '.join(f'p{i} smallint NOT NULL' for i in range(P))})")
+        W = exporter.step_width(spec)
+        model = Scorer(W, H, L, 2, P, seed=5151)
+        data = exporter.export_model(model.lstm, model.head, spec)
+        cur.execute("SELECT recsys.register_model(%s, %s::bytea)", (model_name, psycopg2.Binary(data)))
+        version = cur.fetchone()[0]
+        rng = np.random.default_rng(5252)
+        customers = 6
+        steps = np.zeros((T, customers, W), np.float32)
+        statics = np.zeros((customers, 2), np.float32)
+        for b in range(customers):
+            n = T if b % 2 == 0 else T - 1
+            for j in range(n):
+                month = add_months(datetime.date(2016, 5, 1), -(n - 1 - j))
+                c0 = [None, "a", "b", "c", "zz"][int(rng.integers(5))]
+                d0 = None if rng.random() < 0.3 else float(np.float32(rng.standard_normal()))
+                s0 = None if b == 1 else float(np.float32(rng.standard_normal()))
+                prod = (rng.random(P) < 0.4).astype(np.int16)
+                cur.execute(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * P)})",
+                            [b + 1, month, c0, d0, s0] + [int(v) for v in prod])
+                onehot = np.zeros(len(vocabulary) + 1, np.float32)
+                onehot[vocabulary.index(c0) if c0 in vocabulary else len(vocabulary)] = 1.0
+                d0_enc = [0.0, 1.0] if d0 is None else [(d0 - 0.5) / 2.0, 0.0]
+                steps[T - n + j, b] = np.concatenate([onehot, prod, np.array(d0_enc, np.float32)])
+                statics[b] = [0.0, 1.0] if s0 is None else [s0, 0.0]
+        want = model.scores(steps, statics)
+        worst = 0.0
+        for b in range(customers):
+            cur.execute("SELECT recsys.score_customer(%s, model => %s, version => %s)", (b + 1, model_name, version))
+            worst = max(worst, float(np.abs(np.array(cur.fetchone()[0], np.float64) - want[b]).max()))
+        results.record("import torch (step_input spec) vs torch: score_customer", worst)
+        results.check(name, worst <= TOL, f"v{version}, {customers} customers, max |delta| {worst:.3e}")
+        graph = recsys_to_onnx.build_graph(recsys_to_onnx.fetch_model(dsn, model_name, version)[0])
+        scores = onnx_numpy_eval.run(graph, {"steps": recsys_layout(steps, spec), "statics": statics})["scores"]
+        vs_torch = float(np.abs(scores.astype(np.float64) - want).max())
+        results.record("export ONNX (numpy evaluator) vs torch", vs_torch)
+        results.check("(c) export to ONNX: categorical and missing-indicator blocks", vs_torch <= TOL,
+                      f"max |delta| vs torch {vs_torch:.3e}")
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        results.check(name, False, str(e))
+    finally:
+        try:
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            cur.execute("DELETE FROM recsys.models WHERE name = %s", (model_name,))
+        finally:
+            conn.close()
+
+
 def from_start_parity(dsn, results):
     """A from_start_month model (step t is month start + t; customers whose history ends
     earlier have fewer steps): in through a step_input spec, out to ONNX with sequence_lens."""
@@ -471,6 +545,7 @@ def main():
         try:
             database_parity(dsn, results)
             from_start_parity(dsn, results)
+            mixed_blocks_parity(dsn, results)
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             results.check("(b) database parity", False, str(e))
