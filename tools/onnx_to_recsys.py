@@ -43,7 +43,6 @@ import export_torch_model as exporter  # noqa: E402
 import onnx_numpy_eval  # noqa: E402
 
 VERIFY_TOLERANCE = 1e-5
-PASS_THROUGH = ("Identity", "Cast", "Squeeze", "Unsqueeze", "Reshape", "Gather", "Concat", "Slice")
 
 
 class ConversionError(exporter.ExportError):

@@ -11,10 +11,11 @@
 (b) Database, in: torch.nn.LSTM + Linear models whose step input is permuted, has no
     product flags, is narrower than the product count, mixes categorical and
     missing-indicator blocks (NULLs and unknown values in the data) or reads its history from
-    a start month are exported with a step_input spec; models exported by torch.onnx (time-major and batch-first, Gemm and MatMul + Add
-    heads) are converted with tools/onnx_to_recsys.py. Each is registered, and
-    recsys.score_customer and recsys.recommend_scores must match torch within 1e-5 for
-    customers with full, longer and shorter histories.
+    a start month are exported with a step_input spec; models exported by torch.onnx
+    (time-major and batch-first, Gemm and MatMul + Add heads) and a hand-built graph (LSTM
+    layout=1, no statics) are converted with tools/onnx_to_recsys.py. Each is registered, and
+    recsys.score_customer (and recsys.recommend_scores, for the cases in CASES) must match
+    torch within 1e-5 for customers with full, longer and shorter histories.
 (c) Database, out: every version registered in (b) is exported with tools/recsys_to_onnx.py
     (read from recsys.models), checked with onnx.checker, and evaluated with the numpy
     evaluator (tools/onnx_numpy_eval.py): its scores must match torch and
