@@ -494,7 +494,9 @@ def export_arrays(layers, head_w, head_b, spec):
     params = (sum(4 * H * (WR if k == 0 else H) + 4 * H * H + 8 * H for k in range(L)) + P * (H + S) + P)
     for key, value in (("hidden", H), ("layers", L), ("step_width", WR), ("static_width", S),
                        ("parameter_count", params)):
-        if key in spec_in and spec_in[key] != value:
+        # step_width as recsys reports it (its layout), or as the model's own step input.
+        allowed = (value, W) if key == "step_width" else (value,)
+        if key in spec_in and spec_in[key] not in allowed:
             _fail(f"the spec records {key} = {spec_in[key]!r} but the model gives {value}")
 
     out = bytearray()
