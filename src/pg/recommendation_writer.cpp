@@ -2,24 +2,29 @@
 #include "recommendation_writer.h"
 
 #include "source_reader.h"
+#include "sql_text.h"
 #include "sql_values.h"
 
 namespace recsys::pg {
 
 namespace {
 
-// Each row's part of a flattened column is column[lo:hi] (1-based, inclusive): the slice
-// bounds travel as arrays of their own, so the statement needs no arithmetic operator.
-//
-// $1 model, $2 ids, $3 versions, $4 state months, $5 states, $6 state lo, $7 state hi,
-// $8 products, $9 products lo, $10 products hi.
-constexpr const char *kUpsertStates =
-    "INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products) "
-    "SELECT $1, u.id, u.version, u.month, $5[u.slo:u.shi], $8[u.plo:u.phi] "
-    "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6), "
-    "pg_catalog.unnest($7), pg_catalog.unnest($9), pg_catalog.unnest($10)) AS u(id, version, month, slo, shi, plo, phi) "
-    "ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, "
-    "state_month = excluded.state_month, state = excluded.state, products = excluded.products";
+// Row o (1-based) of a batch holds elements [(o - 1) * n + 1, o * n] of a flattened column
+// of n values per row: its states (n = state size) and products (n = product count).
+// $1 model, $2 ids, $3 versions, $4 state months, $5 states, $6 products.
+std::string upsert_states_sql(size_t state_size, size_t product_count) {
+    const auto slice = [](const char *column, size_t n) {
+        const std::string width = std::to_string(n);
+        return std::string(column) + "[(u.o" + sql::op("-") + "1)" + sql::op("*") + width + sql::op("+") + "1 : u.o" +
+               sql::op("*") + width + "]";
+    };
+    return "INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products) "
+           "SELECT $1, u.id, u.version, u.month, " + slice("$5", state_size) + ", " + slice("$6", product_count) +
+           " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) WITH ORDINALITY "
+           "AS u(id, version, month, o) "
+           "ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, "
+           "state_month = excluded.state_month, state = excluded.state, products = excluded.products";
+}
 
 // $1 model, $2 ids, $3 versions, $4 each row's ranked product names as one text[] literal,
 // $5 scores, $6 lo, $7 hi. The names travel as literals because slicing a text[] seeks from its
@@ -108,9 +113,9 @@ RecommendationWriter::RecommendationWriter(const std::string &model, Rows rows, 
     Oid rec_types[7] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
     recommendations_plan_ = prepare(kUpsertRecommendations, 7, rec_types);
     if (rows_ == Rows::StatesAndRecommendations) {
-        Oid state_types[10] = {TEXTOID,        INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID,
-                               INT4ARRAYOID,   INT4ARRAYOID, INT2ARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
-        states_plan_ = prepare(kUpsertStates, 10, state_types);
+        Oid state_types[6] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID, INT2ARRAYOID};
+        const std::string query = upsert_states_sql(state_size_, product_count_);
+        states_plan_ = prepare(query.c_str(), 6, state_types);
     }
 }
 
@@ -200,24 +205,15 @@ void RecommendationWriter::flush() {
     Datum ids = int8_array(ids_), versions = int4_array(versions_, INT4OID);
     uint64_t rows_states = 0, rows_recs = 0;
     if (rows_ == Rows::StatesAndRecommendations) {
-        std::vector<int32_t> plo(n), phi(n);
-        for (size_t i = 0; i < n; ++i) {
-            lo[i] = int32_t(i * state_size_ + 1);
-            hi[i] = int32_t((i + 1) * state_size_);
-            plo[i] = int32_t(i * product_count_ + 1);
-            phi[i] = int32_t((i + 1) * product_count_);
-        }
         Datum months = int4_array(months_, DATEOID);  // a date is an int4 day count
         Datum states = real_array(states_.data(), states_.size());
-        Datum slo = int4_array(lo, INT4OID), shi = int4_array(hi, INT4OID);
         Datum products = int2_array(products_);
-        Datum pl = int4_array(plo, INT4OID), ph = int4_array(phi, INT4OID);
         SPIPlanPtr plan = states_plan_;
         rows_states = pg_call([&] {
-            Datum args[10] = {model, ids, versions, months, states, slo, shi, products, pl, ph};
+            Datum args[6] = {model, ids, versions, months, states, products};
             if (SPI_execute_plan(plan, args, nullptr, false, 0) != SPI_OK_INSERT)
                 elog(ERROR, "storing the customer states failed");
-            for (Datum d : {months, states, slo, shi, products, pl, ph}) pfree(DatumGetPointer(d));
+            for (Datum d : {months, states, products}) pfree(DatumGetPointer(d));
             return SPI_processed;
         });
     }
