@@ -18,6 +18,8 @@
 #   the prediction log's cost per recommend() and a refresh's cost of keeping its prediction set
 #   (bench/prediction_log_cost.sh)
 #   the serving statistics' cost per recommend() (bench/serving_stats_cost.sh, recsys.serving_stats on/off)
+#   advance_month against the full recompute per way of keeping recsys.customer_states
+#   (bench/advance_month_cost.sh, at RECSYS_ADVANCE_CUSTOMERS, default a tenth of the customers)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -202,6 +204,12 @@ put inc_full_s "$(elapsed "$t0" "$t1")"
 put inc_full_n "$nf"
 echo "full recompute (rebuild_states) over 17 months: $nf customers in $(elapsed "$t0" "$t1") s"
 psql_ -c "DROP TABLE santander.snapshots_inc" -c "DELETE FROM recsys.customer_states"
+
+say "incremental scoring: how recsys.customer_states is kept (bench/advance_month_cost.sh, its own database)"
+# A tenth of the customers (RECSYS_ADVANCE_CUSTOMERS): each storage option runs a rebuild, an
+# advance and a full recompute.
+PATH="$PGBIN:$PATH" PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_ADVANCE_RESULTS="$R" \
+    RECSYS_BENCH_CUSTOMERS=${RECSYS_ADVANCE_CUSTOMERS:-$(((N + 9) / 10))} bash bench/advance_month_cost.sh
 
 say "online path: pgbench -n -M prepared -T $SECS, ids random in [$FIRST_ID, $LAST_ID]"
 cat >"$work/recommend.sql" <<EOF

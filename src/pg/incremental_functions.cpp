@@ -1,10 +1,13 @@
 // Incremental scoring in SQL, for models whose history runs from a fixed start month:
 //   recsys.full_states()      every customer's LSTM state and recommendations, from scratch
 //   recsys.advanced_states()  the stored states advanced to a new month (batch)
+//   recsys.store_states()     either of them written straight to recsys.customer_states and
+//                             recsys.recommendations (behind rebuild_states and advance_month)
 //   recsys.advance_customer() one customer advanced to its latest snapshot (e.g. a trigger)
-// The SQL wrappers (rebuild_states, advance_month) write recsys.customer_states and
-// recsys.recommendations; a promote or rollback clears the stored states of that model.
+// All writes go through RecommendationWriter (recommendation_writer.h); a promote or rollback
+// clears the stored states of that model.
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -16,6 +19,7 @@
 #include "memory_budget.h"
 #include "model_cache.h"
 #include "ranking.h"
+#include "recommendation_writer.h"
 #include "serving_stats.h"
 #include "settings.h"
 #include "sql_text.h"
@@ -223,19 +227,14 @@ StateRowWriter make_writer(FunctionCallInfo fcinfo, const LoadedModel &m) {
     return w;
 }
 
-}  // namespace
+// Receives each customer's result: its id, the month of its state (a month index), the state,
+// that month's products (0/1 flags) and the scores of every product for the next month.
+using StateSink = std::function<void(int64_t customer, int32_t month, const float *state, const uint8_t *products,
+                                     const float *scores)>;
 
-// recsys.full_states(model, k) -> TABLE(customer_id, model_version, state_month, state,
-// products, top_products, scores): every customer's state after its latest month, computed
-// over its whole history from the model's start month.
-RECSYS_FUNCTION(recsys_full_states) {
-    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
-    const std::string name = text_arg(fcinfo, 0);
-    const int32_t k = PG_GETARG_INT32(1);
-    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
-    StateRowWriter writer = make_writer(fcinfo, *m);
-
+// Every customer's state after its latest month, computed over its whole history from the
+// model's start month (SPI connected).
+void compute_full_states(LoadedModel *m, const StateSink &sink) {
     const size_t T = m->model.window_months, P = m->model.product_count();
     const size_t SS = m->model.state_size();
     const size_t B = plan_batch("recsys.full_states", m->label(), m->model,
@@ -256,32 +255,21 @@ RECSYS_FUNCTION(recsys_full_states) {
                            forward.run(buf.steps.data(), T, n, buf.lengths.data(), states.data());
                            forward.head(states.data(), buf.statics.data(), n, buf.scores.data());
                            for (size_t b = 0; b < n; ++b)
-                               writer.put(history.customer_ids[first + b], buf.end_month[b], states.data() + b * SS,
-                                          SS, buf.held.data() + b * P, buf.scores.data() + b * P, uint32_t(k));
+                               sink(history.customer_ids[first + b], buf.end_month[b], states.data() + b * SS,
+                                    buf.held.data() + b * P, buf.scores.data() + b * P);
                            check_for_interrupts();
                        }
                    });
-    spi_finish();
-    // Counted for advance_month (recsys.serving_stats), which runs this through store_states.
-    serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
-    return (Datum)0;
 }
 
-// recsys.advanced_states(model, month, k) -> the same columns as full_states, for the
-// customers with a snapshot in `month`: their stored states advanced to it.
-RECSYS_FUNCTION(recsys_advanced_states) {
-    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
-    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
-    const std::string name = text_arg(fcinfo, 0);
-    const int32_t month = month_of_date(PG_GETARG_DATEADT(1));
-    const int32_t k = PG_GETARG_INT32(2);
-    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
+// The stored states of the customers with a snapshot in `month`, advanced to it (SPI connected).
+// The stored states are read through a cursor whose snapshot predates the sink's writes.
+void compute_advanced_states(LoadedModel *m, int32_t month, const StateSink &sink) {
     if (month < m->model.start_month || month - m->model.start_month + 1 > int32_t(m->model.window_months))
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "month " + month_label(month) + " is outside " + m->label() + "'s history",
                        "Its history starts in " + month_label(m->model.start_month) + " and holds " +
                            std::to_string(m->model.window_months) + " months.");
-    StateRowWriter writer = make_writer(fcinfo, *m);
 
     const size_t P = m->model.product_count(), SS = m->model.state_size();
     // Per customer beside the scorer: states, scores, held flags and months; the stored state
@@ -355,16 +343,83 @@ RECSYS_FUNCTION(recsys_advanced_states) {
             }
             scorer.advance(step, 0, n, state_month.data(), states.data(), scores.data(), held.data());
             for (size_t b = 0; b < n; ++b)
-                writer.put(ids[b], state_month[b], states.data() + b * SS, SS, held.data() + b * P,
-                           scores.data() + b * P, uint32_t(k));
+                sink(ids[b], state_month[b], states.data() + b * SS, held.data() + b * P, scores.data() + b * P);
             check_for_interrupts();
         }
     });
     stored_states.close();
+}
+
+// The SRF rows of full_states / advanced_states.
+StateSink srf_sink(StateRowWriter &writer, int32_t k) {
+    return [&writer, k](int64_t customer, int32_t month, const float *state, const uint8_t *products,
+                        const float *scores) {
+        writer.put(customer, month, state, writer.model->model.state_size(), products, scores, uint32_t(k));
+    };
+}
+
+}  // namespace
+
+// recsys.full_states(model, k) -> TABLE(customer_id, model_version, state_month, state,
+// products, top_products, scores): every customer's state after its latest month, computed
+// over its whole history from the model's start month.
+RECSYS_FUNCTION(recsys_full_states) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) return (Datum)0;
+    const std::string name = text_arg(fcinfo, 0);
+    const int32_t k = PG_GETARG_INT32(1);
+    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
+    StateRowWriter writer = make_writer(fcinfo, *m);
+    compute_full_states(m.get(), srf_sink(writer, k));
     spi_finish();
-    // Counted for advance_month (recsys.serving_stats), which runs this through store_states.
     serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
     return (Datum)0;
+}
+
+// recsys.advanced_states(model, month, k) -> the same columns as full_states, for the
+// customers with a snapshot in `month`: their stored states advanced to it.
+RECSYS_FUNCTION(recsys_advanced_states) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) return (Datum)0;
+    const std::string name = text_arg(fcinfo, 0);
+    const int32_t month = month_of_date(PG_GETARG_DATEADT(1));
+    const int32_t k = PG_GETARG_INT32(2);
+    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
+    StateRowWriter writer = make_writer(fcinfo, *m);
+    compute_advanced_states(m.get(), month, srf_sink(writer, k));
+    spi_finish();
+    serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
+    return (Datum)0;
+}
+
+// recsys.store_states(model, month, k) -> bigint: computes full_states (month NULL) or
+// advanced_states(month) and writes each customer's state and recommendations as it goes,
+// in batches (RecommendationWriter); returns the number of customers written. Behind
+// rebuild_states() and advance_month(), which take the model's writer lock first.
+RECSYS_FUNCTION(recsys_store_states) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(2)) PG_RETURN_INT64(0);
+    const std::string name = text_arg(fcinfo, 0);
+    const bool full = PG_ARGISNULL(1);
+    const int32_t month = full ? 0 : month_of_date(PG_GETARG_DATEADT(1));
+    const int32_t k = PG_GETARG_INT32(2);
+    std::shared_ptr<LoadedModel> m = from_start_model(name, k);
+    const uint32_t P = m->model.product_count();
+    RecommendationWriter out(m->name, RecommendationWriter::Rows::StatesAndRecommendations, m->model.state_size(), P);
+    const std::vector<std::string> &names = m->model.products;
+    const int32_t version = m->version;
+    const StateSink sink = [&](int64_t customer, int32_t state_month, const float *state, const uint8_t *products,
+                               const float *scores) {
+        out.add(customer, version, state_month, state, products, names, top_k(scores, products, P, uint32_t(k)));
+    };
+    if (full)
+        compute_full_states(m.get(), sink);
+    else
+        compute_advanced_states(m.get(), month, sink);
+    const uint64_t written = out.finish();
+    spi_finish();
+    // Counted for advance_month (recsys.serving_stats).
+    serving::note_customers(written);
+    PG_RETURN_INT64(int64_t(written));
 }
 
 // recsys.advance_customer(model, customer_id, k) -> text[]: advances one customer's stored
@@ -440,31 +495,9 @@ RECSYS_SERVING_FUNCTION(recsys_advance_customer, serving::EntryPoint::AdvanceCus
     std::vector<float> top_scores(ranked.size());
     for (size_t i = 0; i < ranked.size(); ++i) top_scores[i] = ranked[i].score;
     if (advanced) {
-        pg_call([&] {
-            Datum a[8] = {CStringGetTextDatum(m->name.c_str()),
-                          Int64GetDatum(customer),
-                          Int32GetDatum(m->version),
-                          DateADTGetDatum(date_of_month(state_month)),
-                          real_array(state.data(), SS),
-                          flag_array(held.data(), P),
-                          ranked_names_array(m->model.products, ranked),
-                          real_array(top_scores.data(), top_scores.size())};
-            Oid t[8] = {TEXTOID, INT8OID, INT4OID, DATEOID, FLOAT4ARRAYOID, INT2ARRAYOID, TEXTARRAYOID, FLOAT4ARRAYOID};
-            if (SPI_execute_with_args(
-                    "INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (model_name, customer_id) DO UPDATE SET "
-                    "model_version = excluded.model_version, state_month = excluded.state_month, "
-                    "state = excluded.state, products = excluded.products",
-                    6, t, a, nullptr, false, 0) != SPI_OK_INSERT)
-                elog(ERROR, "storing the customer state failed");
-            if (SPI_execute_with_args(
-                    "INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores) "
-                    "VALUES ($1, $2, $3, pg_catalog.now(), $7, $8) ON CONFLICT (model_name, customer_id) DO UPDATE SET "
-                    "model_version = excluded.model_version, computed_at = excluded.computed_at, "
-                    "products = excluded.products, scores = excluded.scores",
-                    8, t, a, nullptr, false, 0) != SPI_OK_INSERT)
-                elog(ERROR, "storing the recommendations failed");
-        });
+        RecommendationWriter out(m->name, RecommendationWriter::Rows::StatesAndRecommendations, SS, P, 1);
+        out.add(customer, m->version, state_month, state.data(), held.data(), m->model.products, ranked);
+        out.finish();
     }
     spi_finish();
     serving::note_customers(1);
