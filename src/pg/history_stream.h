@@ -30,17 +30,12 @@ void stream_history(SourceReader &reader, const Model &model, const std::string 
     });
     const long fetch = fetch_rows_within_budget(model);
     const size_t row_limit = group * (size_t(model.window_months) + 1);
+    BatchRowReceiver receiver(reader);
     for (;;) {
         check_for_interrupts();
-        const uint64_t rows = pg_call([&] {
-            SPI_cursor_fetch(portal, true, fetch);
-            return SPI_processed;
-        });
+        const uint64_t rows = receiver.fetch(portal, fetch, history);
         if (rows == 0) break;
         if (rows_read) *rows_read += rows;
-        SPITupleTable *table = SPI_tuptable;
-        reader.append_batch_rows(table, rows, history);
-        pg_call([&] { SPI_freetuptable(table); });
         // The last customer's rows may continue in the next fetch.
         if (history.customer_count() > group ||
             (history.customer_count() > 1 && history.row_begin[history.customer_count() - 1] >= row_limit)) {
