@@ -54,9 +54,6 @@ psql_ -At -c "SELECT recsys.register_model('bench_spec', recsys.untrained_model(
 mkdir -p "$work/model"
 $PY bench/torch_reference.py export --dsn "$DSN" --spec-model bench_spec --out "$work/model" >/dev/null
 
-RECSYS_BENCH_MODEL=$work/model/bench_v1.rsm build/lstm_scoring_bench --benchmark_filter='BM_LstmForward' \
-    --benchmark_min_time=1 --benchmark_format=console --benchmark_out_format=json --benchmark_out="$work/gbench.json"
-b_best=$($PY bench/bench_util.py gbench "$work/gbench.json" | sed -n 's/^b_best //p')
 
 refresh() {  # $1: recsys.parallel_workers; prints customers/s
     local t0 t1 n
@@ -69,6 +66,9 @@ refresh() {  # $1: recsys.parallel_workers; prints customers/s
 }
 serial=$(refresh 0)
 parallel=$(refresh -1)
+RECSYS_BENCH_MODEL=$work/model/bench_v1.rsm build/lstm_scoring_bench --benchmark_filter='BM_LstmForward' \
+    --benchmark_min_time=1 --benchmark_format=console --benchmark_out_format=json --benchmark_out="$work/gbench.json"
+b_best=$($PY bench/bench_util.py gbench "$work/gbench.json" | sed -n 's/^b_best //p')
 $PY - "$b_best" "$cpus" "$serial" "$parallel" <<'EOF'
 import sys
 b, cpus, serial, parallel = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

@@ -29,7 +29,7 @@ CREATE FUNCTION ps.income_outside_workers(id bigint, x double precision) RETURNS
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
     IF pg_backend_pid() <> current_setting('ps.caller_pid')::integer THEN
-        RAISE EXCEPTION 'read by a parallel worker';
+        RAISE EXCEPTION 'read by a parallel worker as %', current_user;
     ELSIF id % 300 = 0 AND current_setting('ps.pause', true) = 'on' THEN
         PERFORM pg_sleep(0.2);
     END IF;
@@ -65,6 +65,18 @@ SET ps.pause = on;
 \set VERBOSITY terse
 SELECT count(*) FROM recsys.score_all('ps_probe', 7, version => 1);
 \set VERBOSITY default
+-- Workers run as the caller: a scoring role that may read the view gets the same error, raised
+-- by its workers as itself; one that may not is refused before any worker starts.
+CREATE ROLE ps_scorer;
+GRANT recsys_reader TO ps_scorer;
+GRANT USAGE ON SCHEMA ps TO ps_scorer;
+GRANT SELECT ON ps.worker_probe TO ps_scorer;
+SET ROLE ps_scorer;
+\set VERBOSITY terse
+SELECT count(*) FROM recsys.score_all('ps_probe', 7, version => 1);
+SELECT count(*) FROM recsys.score_all('ps_model', 7, version => 1);
+\set VERBOSITY default
+RESET ROLE;
 RESET ps.pause;
 -- A view with a PARALLEL UNSAFE function is read by the calling backend alone.
 SELECT count(*) AS scored_alone FROM recsys.score_all('ps_unsafe', 7, version => 1);
@@ -191,3 +203,5 @@ RESET max_parallel_workers;
 SELECT array_agg(customer_id) = array_agg(customer_id ORDER BY customer_id) AS in_id_order
   FROM recsys.score_all('ps_model', 7, shard => 0, shards => 5) s;
 RESET recsys.parallel_workers;
+DROP OWNED BY ps_scorer;
+DROP ROLE ps_scorer;
