@@ -4,7 +4,8 @@
 #   (b) build/lstm_scoring_bench's best LSTM forward rate, one thread (the core loop)
 #   refresh_recommendations('bench') with recsys.parallel_workers = 0 (one core)
 #   refresh_recommendations('bench') with the default (-1: one worker per further CPU)
-# and prints "full refresh through one SQL call, all cores" / ((b) x cores).
+# and prints "full refresh through one SQL call, all cores" / ((b) x cores), and the same three
+# per CPU second (what a loaded, shared machine can still compare).
 #
 #   bash bench/parallel_refresh.sh
 #
@@ -55,27 +56,45 @@ mkdir -p "$work/model"
 $PY bench/torch_reference.py export --dsn "$DSN" --spec-model bench_spec --out "$work/model" >/dev/null
 
 
-refresh() {  # $1: recsys.parallel_workers; prints customers/s
-    local t0 t1 n
+# CPU seconds of the postmaster's exited children (Linux /proc): the refresh's backend and its
+# parallel workers once they have exited. On a loaded machine wall-clock rates say little; the
+# CPU seconds a refresh costs still compare with the core loop's.
+children_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($16 + $17) / hz}' "/proc/$(head -n1 "$pgdir/data/postmaster.pid")/stat"; }
+refresh() {  # $1: recsys.parallel_workers; prints "customers/s customers-per-CPU-second"
+    local t0 t1 n c0 c1
     psql_ -c "DELETE FROM recsys.recommendations" -c "VACUUM recsys.recommendations" >/dev/null
+    sleep 1
+    c0=$(children_cpu_s)
     t0=$(now)
     n=$(PGOPTIONS="-c recsys.parallel_workers=$1" psql_ -At -c "SELECT recsys.refresh_recommendations('bench')")
     t1=$(now)
-    echo "refresh_recommendations('bench'), recsys.parallel_workers = $1: $n customers in $(elapsed "$t0" "$t1") s" >&2
-    $PY -c "print(f'{$n / ($t1 - $t0):.1f}')"
+    sleep 1
+    c1=$(children_cpu_s)
+    echo "refresh_recommendations('bench'), recsys.parallel_workers = $1: $n customers in $(elapsed "$t0" "$t1") s, $($PY -c "print(f'{$c1 - $c0:.1f}')") CPU s (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    $PY -c "print(f'{$n / ($t1 - $t0):.1f} {$n / max($c1 - $c0, 0.01):.1f}')"
 }
-serial=$(refresh 0)
-parallel=$(refresh -1)
+read -r serial serial_cpu < <(refresh 0)
+read -r parallel parallel_cpu < <(refresh -1)
 RECSYS_BENCH_MODEL=$work/model/bench_v1.rsm build/lstm_scoring_bench --benchmark_filter='BM_LstmForward' \
     --benchmark_min_time=1 --benchmark_format=console --benchmark_out_format=json --benchmark_out="$work/gbench.json"
 b_best=$($PY bench/bench_util.py gbench "$work/gbench.json" | sed -n 's/^b_best //p')
-$PY - "$b_best" "$cpus" "$serial" "$parallel" <<'EOF'
+# The best batch's customers per CPU second (google-benchmark's cpu_time against real_time).
+b_cpu=$($PY -c "
+import json, sys
+runs = [b for b in json.load(open(sys.argv[1]))['benchmarks'] if b['name'].startswith('BM_LstmForward')]
+best = max(runs, key=lambda b: b['customers_per_s'])
+print(best['customers_per_s'] * best['real_time'] / best['cpu_time'])" "$work/gbench.json")
+$PY - "$b_best" "$cpus" "$serial" "$parallel" "$b_cpu" "$serial_cpu" "$parallel_cpu" <<'EOF'
 import sys
 b, cpus, serial, parallel = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+b_cpu, serial_cpu, parallel_cpu = map(float, sys.argv[5:8])
 print("| measure | value | reference | ratio |")
 print("|---|---|---|---|")
 print(f"| (b) core LSTM loop, best batch, 1 thread | {b:,.0f} cust/s | | |")
 print(f"| refresh through one SQL call, recsys.parallel_workers = 0 | {serial:,.0f} cust/s | {b:,.0f} cust/s ((b) x 1 core) | {serial / b:.2f}x |")
 print(f"| full refresh through one SQL call, all cores | {parallel:,.0f} cust/s | {b * cpus:,.0f} cust/s ((b) x {cpus} cores) | {parallel / (b * cpus):.2f}x |")
 print(f"| all cores / 0 workers | | | {parallel / serial:.2f}x |")
+print(f"| per CPU second: (b) core loop | {b_cpu:,.0f} cust/CPU-s | | |")
+print(f"| per CPU second: refresh, 0 workers | {serial_cpu:,.0f} cust/CPU-s | {b_cpu:,.0f} ((b)) | {serial_cpu / b_cpu:.2f}x |")
+print(f"| per CPU second: refresh, all cores | {parallel_cpu:,.0f} cust/CPU-s | {b_cpu:,.0f} ((b)) | {parallel_cpu / b_cpu:.2f}x |")
 EOF
