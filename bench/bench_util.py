@@ -132,7 +132,10 @@ def report(path):
     c1, c64, c2 = num("c_t1_b1024"), num("c_t1_b64"), num("c_t2_b1024")
     row(f"data: generate {N:,} customers, up to 17 months ({int(num('rows')):,} rows, 2 connections)", num("load_s"), "s",
         ratio="" if num("load_s") != num("load_s") else f"{num('rows') / num('load_s'):,.0f} rows/s")
-    row("(a) refresh_recommendations('bench'), 1 connection", num("a1_cps"), "cust/s", c1, "(c) torch 1 thr b1024")
+    row("(a) refresh_recommendations('bench'), 1 connection, no workers", num("a1_cps"), "cust/s", c1, "(c) torch 1 thr b1024")
+    cpus = int(num("cpus")) if num("cpus") == num("cpus") else 0
+    row("(a) full refresh through one SQL call, all cores", num("a3_cps"), "cust/s", num("b_best") * cpus,
+        f"(b) core loop x {cpus} cores")
     row("(a) score_all shards, 2 connections", num("a2_cps"), "cust/s", c2, "(c) torch 2 thr b1024")
     row(f"(b) core LSTM loop, best batch {r.get('b_best_batch', '?')}, 1 thread", num("b_best"), "cust/s", c1,
         "(c) torch 1 thr b1024")

@@ -10,7 +10,8 @@
 # Builds (scripts/build.sh), starts a private cluster in a temporary directory, generates the
 # data, exports a fixed-seed torch model (bench/torch_reference.py) registered and promoted as
 # 'bench', then measures:
-#   (a) full refresh through SQL, 1 connection and 2 sharded connections
+#   (a) full refresh through SQL: 1 connection without workers, 1 connection with parallel workers
+#       (recsys.parallel_workers), and 2 sharded connections
 #   (b) the core LSTM scoring loop alone, (d) the sgemm-bound rate (build/lstm_scoring_bench)
 #   (c) torch on the same weights
 #   online: pgbench recommend() vs the bare 17-row fetch, and a Python HTTP scoring service
@@ -135,20 +136,31 @@ say "(a) full refresh through SQL"
 echo "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench'):"
 psql_ -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench')"
 echo "A function scan runs in the leader only (PostgreSQL does not parallelize a Function Scan, even of a
-PARALLEL SAFE function with max_parallel_workers_per_gather = 2 and zero parallel costs): score_all's shard/shards arguments split the customers
-(contiguous id ranges, each read through the index) so that several connections can score at once."
+PARALLEL SAFE function with max_parallel_workers_per_gather = 2 and zero parallel costs): score_all starts its own
+parallel workers (recsys.parallel_workers), each scoring slices of the id range; its shard/shards arguments still
+split the customers for several connections (run here with recsys.parallel_workers = 0)."
+put cpus "$cpus"
 t0=$(now)
-n1=$(psql_ -At -c "SELECT recsys.refresh_recommendations('bench')")
+n1=$(PGOPTIONS="-c recsys.parallel_workers=0" psql_ -At -c "SELECT recsys.refresh_recommendations('bench')")
 t1=$(now)
 a1=$(elapsed "$t0" "$t1")
 put a1_s "$a1"
 put a1_cps "$($PY -c "print($n1 / $a1)")"
-echo "refresh_recommendations('bench'): $n1 customers in $a1 s"
+echo "refresh_recommendations('bench'), recsys.parallel_workers = 0: $n1 customers in $a1 s"
+psql_ -c "DELETE FROM recsys.recommendations WHERE model_name = 'bench'" -c "VACUUM recsys.recommendations"
+# The same refresh with parallel workers (recsys.parallel_workers = -1, the default: one per further CPU).
+t0=$(now)
+n3=$(psql_ -At -c "SELECT recsys.refresh_recommendations('bench')")
+t1=$(now)
+a3=$(elapsed "$t0" "$t1")
+put a3_s "$a3"
+put a3_cps "$($PY -c "print($n3 / $a3)")"
+echo "refresh_recommendations('bench'), parallel workers (default): $n3 customers in $a3 s"
 psql_ -c "DELETE FROM recsys.recommendations WHERE model_name = 'bench'" -c "VACUUM recsys.recommendations"
 t0=$(now)
 pids=()
 for i in 0 1; do
-    psql_ -At -c "INSERT INTO recsys.recommendations SELECT model_name, customer_id, model_version, computed_at, products, scores FROM recsys.score_all('bench', 7, shard => $i, shards => 2)" >/dev/null &
+    PGOPTIONS="-c recsys.parallel_workers=0" psql_ -At -c "INSERT INTO recsys.recommendations SELECT model_name, customer_id, model_version, computed_at, products, scores FROM recsys.score_all('bench', 7, shard => $i, shards => 2)" >/dev/null &
     pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done

@@ -94,3 +94,8 @@ $$;
 -- rebuild_states() and refresh_recommendations() followed by VACUUM) spreads the existing rows.
 ALTER TABLE recsys.customer_states SET (fillfactor = 50);
 ALTER TABLE recsys.recommendations SET (fillfactor = 50);
+
+-- ==== sql/0.4.0/30_parallel_score_all.sql
+-- score_all scores with parallel workers of its own (recsys.parallel_workers): one SQL call, and
+-- so one refresh_recommendations, uses every core. Only the description changes.
+COMMENT ON FUNCTION recsys.score_all(text, integer, integer, date, integer, integer) IS 'Recommendations for every customer of the model''s source relation (snapshots up to as_of), scored in batches; usable as a materialized view''s query. Parallel workers (recsys.parallel_workers, within max_parallel_workers) score slices of the customers'' id range beside the calling backend, in its snapshot and role; rows then come in no set order. shard/shards split the customers into contiguous id ranges of equal width, so that several connections can score in parallel, each reading only its part';

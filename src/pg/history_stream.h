@@ -25,22 +25,20 @@ void stream_history(SourceReader &reader, const Model &model, const std::string 
                     Datum *args, size_t group, uint64_t *rows_read, OnBatch on_batch) {
     HistoryBatch history;
     history.reset(model.features.size(), model.product_count());
+    // A fast-start plan: the rows are consumed in (id, month) order as they come, so the
+    // (id, month) index serves the ORDER BY; without it the planner sorts a range of ids (a
+    // parallel score_all's slice) in full before the first row, spilling to disk.
     Portal portal = pg_call([&] {
-        return SPI_cursor_open_with_args(nullptr, sql.c_str(), nargs, types, args, nullptr, true, 0);
+        return SPI_cursor_open_with_args(nullptr, sql.c_str(), nargs, types, args, nullptr, true, CURSOR_OPT_FAST_PLAN);
     });
     const long fetch = fetch_rows_within_budget(model);
     const size_t row_limit = group * (size_t(model.window_months) + 1);
+    BatchRowReceiver receiver(reader);
     for (;;) {
         check_for_interrupts();
-        const uint64_t rows = pg_call([&] {
-            SPI_cursor_fetch(portal, true, fetch);
-            return SPI_processed;
-        });
+        const uint64_t rows = receiver.fetch(portal, fetch, history);
         if (rows == 0) break;
         if (rows_read) *rows_read += rows;
-        SPITupleTable *table = SPI_tuptable;
-        reader.append_batch_rows(table, rows, history);
-        pg_call([&] { SPI_freetuptable(table); });
         // The last customer's rows may continue in the next fetch.
         if (history.customer_count() > group ||
             (history.customer_count() > 1 && history.row_begin[history.customer_count() - 1] >= row_limit)) {

@@ -17,6 +17,7 @@ int model_cache_size = 8;
 int model_cache_memory_kb = 256 * 1024;
 int fetch_rows = 20000;
 int max_batch_memory_kb = 256 * 1024;
+int parallel_workers = -1;
 double log_sample_rate = 0.0;
 }  // namespace recsys::pg::settings
 
@@ -58,6 +59,14 @@ void _PG_init(void) {
         "0 (the default) logs nothing and costs one branch per call; 1 logs every call. Logged rows are what realized "
         "quality (recsys.realized_quality) is computed from once the predicted month's snapshots land.",
         &settings::log_sample_rate, 0.0, 0.0, 1.0, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    // Workers are PostgreSQL parallel workers (max_worker_processes, max_parallel_workers bound
+    // them); PGC_USERSET like max_parallel_workers_per_gather.
+    DefineCustomIntVariable(
+        "recsys.parallel_workers", "Parallel workers one score_all call (and so a refresh) starts beside its own backend.",
+        "-1 (the default): one fewer than the CPUs the server sees, so that the call and its workers use every core; "
+        "0: the calling backend scores alone. Fewer start when max_parallel_workers or max_worker_processes has no "
+        "room, and none for a small relation, a temporary table or a view; the calling backend scores what they do not.",
+        &settings::parallel_workers, -1, -1, 1024, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     // recsys.serving_stats*; with shared_preload_libraries = 'recsys', its shared memory and hooks.
     serving::init_module();
     MarkGUCPrefixReserved("recsys");

@@ -44,4 +44,10 @@ extern "C" {
 #include "common/pg_prng.h"
 #include "utils/resowner.h"
 #include "utils/jsonb.h"
+#include "tcop/pquery.h"
+#include "access/parallel.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "port/atomics.h"
+#include "pgstat.h"
 }

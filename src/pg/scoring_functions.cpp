@@ -9,6 +9,7 @@
 #include "history_stream.h"
 #include "memory_budget.h"
 #include "model_cache.h"
+#include "parallel_scoring.h"
 #include "prediction_log.h"
 #include "ranking.h"
 #include "serving_stats.h"
@@ -227,6 +228,19 @@ RECSYS_SERVING_FUNCTION(recsys_recommend_many, serving::EntryPoint::RecommendMan
     return (Datum)0;
 }
 
+// score_all's batch scoring of the customers whose ids satisfy id_condition, in the calling
+// backend or in a parallel worker (parallel_scoring.h).
+void recsys::pg::score_all_customers(LoadedModel &m, const ScoreAllRequest &request, const std::string &id_condition,
+                                     const RankedSink &sink) {
+    std::string where = request.has_as_of ? m.reader->month_sql() + sql::op("<=") + "$1" : std::string();
+    if (!id_condition.empty()) where += (where.empty() ? "" : " AND ") + id_condition;
+    const std::string query = m.reader->batch_query(where);
+    Oid types[1] = {DATEOID};
+    Datum args[1] = {DateADTGetDatum(request.as_of)};
+    score_stream(m, "recsys.score_all", SIZE_MAX, query, request.has_as_of ? 1 : 0, types, args, uint32_t(request.k),
+                 [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) { sink(customer, ranked); });
+}
+
 // recsys.score_all(model, k, version, as_of)
 //   -> TABLE(customer_id, model_name, model_version, computed_at, products, scores)
 RECSYS_SERVING_FUNCTION(recsys_score_all, serving::EntryPoint::ScoreAll) {
@@ -252,39 +266,6 @@ RECSYS_SERVING_FUNCTION(recsys_score_all, serving::EntryPoint::ScoreAll) {
     // score_all feeds materialized views and refresh_recommendations, whose rows others read.
     require_registrant_can_read(*m);
     RowWriter w = make_row_writer(fcinfo, *m);
-    std::string where = has_as_of ? m->reader->month_sql() + sql::op("<=") + "$1" : std::string();
-    if (shards > 1) {
-        // Contiguous id ranges, so that each connection reads only its part of the relation
-        // through the (id, month) index; the range bounds come from the index's ends.
-        const std::string &id = m->reader->id_sql();
-        int64_t lo = 0, hi = -1;
-        const std::string range_sql =
-            "SELECT " + sql::call("min", id) + ", " + sql::call("max", id) + " FROM " + m->reader->relation_name();
-        const char *range_text = range_sql.c_str();
-        pg_call([&] {
-            if (SPI_execute(range_text, true, 1) != SPI_OK_SELECT) elog(ERROR, "id range query failed");
-            bool lo_null, hi_null;
-            const Datum l = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &lo_null);
-            const Datum h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
-            if (!lo_null && !hi_null) {
-                lo = DatumGetInt64(l);
-                hi = DatumGetInt64(h);
-            }
-            SPI_freetuptable(SPI_tuptable);
-        });
-        // Shard s holds ids in [lo + span * s / shards, lo + span * (s + 1) / shards); the first
-        // and last shards are open-ended, so no id is lost to rounding or overflow.
-        const __int128 span = __int128(hi) - lo + 1;
-        std::string range;
-        if (shard > 0) range = id + sql::op(">=") + sql::int8_literal(int64_t(lo + span * shard / shards));
-        if (shard + 1 < shards)
-            range += (range.empty() ? "" : " AND ") + id + sql::op("<") +
-                     sql::int8_literal(int64_t(lo + span * (shard + 1) / shards));
-        where += (where.empty() ? "" : " AND ") + range;
-    }
-    const std::string query = m->reader->batch_query(where);
-    Oid types[1] = {DATEOID};
-    Datum args[1] = {as_of};
     const Datum model_name = pg_call([&] {
         MemoryContext old = MemoryContextSwitchTo(w.rsinfo->econtext->ecxt_per_query_memory);
         Datum d = CStringGetTextDatum(name.c_str());
@@ -293,22 +274,30 @@ RECSYS_SERVING_FUNCTION(recsys_score_all, serving::EntryPoint::ScoreAll) {
     });
     const TimestampTz computed_at = GetCurrentTransactionStartTimestamp();
     const int32_t model_version = m->version;
-    score_stream(*m, "recsys.score_all", SIZE_MAX, query, has_as_of ? 1 : 0, types, args, uint32_t(k),
-                 [&](int64_t customer, const std::vector<Ranked> &ranked, const float *) {
-                     pg_call([&] {
-                         MemoryContext old = MemoryContextSwitchTo(w.row_context);
-                         Datum values[6];
-                         bool nulls[6] = {false, false, false, false, false, false};
-                         values[0] = Int64GetDatum(customer);
-                         values[1] = model_name;
-                         values[2] = Int32GetDatum(model_version);
-                         values[3] = TimestampTzGetDatum(computed_at);
-                         ranking_arrays(w, ranked, &values[4], &values[5]);
-                         tuplestore_putvalues(w.rsinfo->setResult, w.rsinfo->setDesc, values, nulls);
-                         MemoryContextSwitchTo(old);
-                         MemoryContextReset(w.row_context);
-                     });
-                 });
+    ScoreAllRequest request;
+    request.model_name = name;
+    request.version = m->version;
+    request.k = k;
+    request.has_as_of = has_as_of;
+    request.as_of = has_as_of ? DatumGetDateADT(as_of) : 0;
+    request.shard = shard;
+    request.shards = shards;
+    // With recsys.parallel_workers, parallel workers score beside this backend (parallel_scoring.h).
+    score_all_rows(*m, request, [&](int64_t customer, const std::vector<Ranked> &ranked) {
+        pg_call([&] {
+            MemoryContext old = MemoryContextSwitchTo(w.row_context);
+            Datum values[6];
+            bool nulls[6] = {false, false, false, false, false, false};
+            values[0] = Int64GetDatum(customer);
+            values[1] = model_name;
+            values[2] = Int32GetDatum(model_version);
+            values[3] = TimestampTzGetDatum(computed_at);
+            ranking_arrays(w, ranked, &values[4], &values[5]);
+            tuplestore_putvalues(w.rsinfo->setResult, w.rsinfo->setDesc, values, nulls);
+            MemoryContextSwitchTo(old);
+            MemoryContextReset(w.row_context);
+        });
+    });
     spi_finish();
     serving::note_customers(uint64_t(tuplestore_tuple_count(w.rsinfo->setResult)));
     return (Datum)0;

@@ -210,8 +210,11 @@ void SourceReader::append_row(HeapTuple tuple, TupleDesc desc, int first_column,
                               HistoryBatch &out) {
     bool *nulls = nulls_.get();
     pg_call([&] { heap_deform_tuple(tuple, desc, values_.data(), nulls); });
-    const Datum *v = values_.data() + first_column;
-    const bool *n = nulls + first_column;
+    append_values(values_.data() + first_column, nulls + first_column, customer_id, out);
+}
+
+// v and n: the month, features and products of one row.
+void SourceReader::append_values(const Datum *v, const bool *n, int64_t customer_id, HistoryBatch &out) {
     if (n[0])
         throw SqlError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
                        "snapshot month is NULL for customer " + std::to_string(customer_id) + " in " + relation_);
@@ -291,15 +294,57 @@ bool SourceReader::read_customer(int64_t customer_id, HistoryBatch &out) {
     return true;
 }
 
-void SourceReader::append_batch_rows(SPITupleTable *table, uint64_t rows, HistoryBatch &out) {
-    for (uint64_t i = 0; i < rows; ++i) {
-        bool id_null;
-        const Datum id = pg_call([&] { return SPI_getbinval(table->vals[i], table->tupdesc, 1, &id_null); });
-        if (id_null) continue;  // a snapshot without a customer id belongs to nobody
-        const int64_t customer = DatumGetInt64(id);
-        if (out.customer_ids.empty() || out.customer_ids.back() != customer) out.begin_customer(customer);
-        append_row(table->vals[i], table->tupdesc, 1, customer, out);
+void SourceReader::append_batch_slot(TupleTableSlot *slot, HistoryBatch &out) {
+    // Deforming a virtual or buffer slot of plain columns cannot raise an error, but the slot
+    // could in principle be of any kind, so the call goes through the guard.
+    pg_call([&] { slot_getallattrs(slot); });
+    if (slot->tts_isnull[0]) return;  // a snapshot without a customer id belongs to nobody
+    const int64_t customer = DatumGetInt64(slot->tts_values[0]);
+    if (out.customer_ids.empty() || out.customer_ids.back() != customer) out.begin_customer(customer);
+    append_values(slot->tts_values + 1, slot->tts_isnull + 1, customer, out);
+}
+
+namespace {
+void no_startup(DestReceiver *, int, TupleDesc) {}
+void no_shutdown(DestReceiver *) {}
+}  // namespace
+
+BatchRowReceiver::BatchRowReceiver(SourceReader &reader) : reader_(reader) {
+    dest_.pub.receiveSlot = &BatchRowReceiver::receive_slot;
+    dest_.pub.rStartup = no_startup;
+    dest_.pub.rShutdown = no_shutdown;
+    dest_.pub.rDestroy = no_shutdown;  // owned by this object, never destroyed by the executor
+    dest_.pub.mydest = DestNone;
+    dest_.self = this;
+}
+
+// Called by the executor (C frames): no C++ exception may leave it. A rejected row is kept and
+// the executor is told to stop (returning false ends ExecutePlan's loop), then fetch() rethrows.
+bool BatchRowReceiver::receive_slot(TupleTableSlot *slot, DestReceiver *dest) {
+    BatchRowReceiver *self = reinterpret_cast<Dest *>(dest)->self;
+    try {
+        self->reader_.append_batch_slot(slot, *self->out_);
+        ++self->rows_;
+        return true;
+    } catch (...) {
+        self->error_ = std::current_exception();
+        return false;
     }
+}
+
+uint64_t BatchRowReceiver::fetch(Portal portal, long count, HistoryBatch &out) {
+    out_ = &out;
+    rows_ = 0;
+    // PortalRunFetch is what SPI_cursor_fetch runs, with SPI's tuple-table receiver in place of this one.
+    DestReceiver *dest = &dest_.pub;
+    const uint64_t processed = pg_call([&] { return PortalRunFetch(portal, FETCH_FORWARD, count, dest); });
+    if (error_) {
+        std::exception_ptr error = error_;
+        error_ = nullptr;
+        std::rethrow_exception(error);
+    }
+    (void)processed;  // counts rows the executor produced, the rejected one included
+    return rows_;
 }
 
 }  // namespace recsys::pg

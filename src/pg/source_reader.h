@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <memory>
 #include <vector>
@@ -38,12 +39,14 @@ public:
     // whatever day of the month the snapshots are dated.
     std::string months_between(int32_t first_month, int32_t end_month) const;
 
-    // Appends the rows of a SPI tuple table produced by batch_query() to `out`, starting a
-    // new customer whenever the id changes. Columns: id, month, features, products.
-    void append_batch_rows(SPITupleTable *table, uint64_t rows, HistoryBatch &out);
+    // Appends one row produced by batch_query() to `out`, starting a new customer whenever
+    // the id changes. Columns: id, month, features, products. The executor's slot is read in
+    // place (slot_getallattrs): no heap tuple is formed or copied for a batch row.
+    void append_batch_slot(TupleTableSlot *slot, HistoryBatch &out);
 
 private:
     void append_row(HeapTuple tuple, TupleDesc desc, int first_column, int64_t customer_id, HistoryBatch &out);
+    void append_values(const Datum *values, const bool *nulls, int64_t customer_id, HistoryBatch &out);
 
     const Model &model_;
     std::string label_;
@@ -54,6 +57,29 @@ private:
     SPIPlanPtr one_customer_plan_ = nullptr;
     std::vector<Datum> values_;
     std::unique_ptr<bool[]> nulls_;
+};
+
+// Reads a batch_query() cursor straight into a HistoryBatch: the portal runs with this
+// DestReceiver, which appends each row from the executor's slot, where SPI_cursor_fetch would
+// copy every row into a heap tuple of an SPI tuple table first (about a tenth of a refresh).
+class BatchRowReceiver {
+public:
+    explicit BatchRowReceiver(SourceReader &reader);
+    // Fetches up to `count` rows of the portal into `out`; returns how many it read. A row the
+    // reader rejects stops the portal and its error is rethrown here.
+    uint64_t fetch(Portal portal, long count, HistoryBatch &out);
+
+private:
+    struct Dest {
+        DestReceiver pub;  // first, so that a DestReceiver * is a Dest *
+        BatchRowReceiver *self;
+    };
+    static bool receive_slot(TupleTableSlot *slot, DestReceiver *dest);
+    Dest dest_;
+    SourceReader &reader_;
+    HistoryBatch *out_ = nullptr;
+    uint64_t rows_ = 0;
+    std::exception_ptr error_;
 };
 
 // A quoted SQL identifier.
