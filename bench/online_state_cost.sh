@@ -13,10 +13,14 @@
 # round of each mode's ratio to the bare fetch. By default it creates and drops the database
 # recsys_online_bench with RECSYS_BENCH_CUSTOMERS customers (default 50000, 17 months each), a
 # sliding-window model (window 16, hidden 128) and two from-start models (window 17, hidden 128):
-# online_bench_fs with every customer's state (rebuild_states), online_bench_full without any. To measure an existing database instead (bench/run_all.sh
+# online_bench_fs with every customer's state (rebuild_states), online_bench_full without any.
+# To measure an existing database instead (bench/run_all.sh
 # does), set RECSYS_ONLINE_DB, RECSYS_ONLINE_RELATION (its snapshots), RECSYS_ONLINE_SLIDING (a
 # sliding-window model there) and RECSYS_ONLINE_IDS ("first_id last_id"); the from-start models
-# are registered there, and their states are deleted at the end.
+# are registered there, and their states are deleted at the end. With RECSYS_ONLINE_PGBENCH_SECONDS
+# set, it also runs pgbench ($PGBIN/pgbench, -M prepared, 2 clients) for that many seconds on
+# recommend() from stored states and on the bare fetch, and prints both TPS and their ratio
+# (the issue's target: at least 0.75).
 set -euo pipefail
 
 calls=${RECSYS_BENCH_CALLS:-2000}
@@ -139,7 +143,25 @@ done
 echo "  path counters (recsys.serving_stats): $paths"
 if [ -n "${RECSYS_ONLINE_RESULTS:-}" ]; then
     for m in bare state full sliding; do
-        echo "online_${m}_us=$(field ${m}_us)" >>"$RECSYS_ONLINE_RESULTS"
-        echo "online_${m}_ratio=$(field ${m}_ratio)" >>"$RECSYS_ONLINE_RESULTS"
+        echo "online_${m}_us $(field ${m}_us)" >>"$RECSYS_ONLINE_RESULTS"
+        echo "online_${m}_ratio $(field ${m}_ratio)" >>"$RECSYS_ONLINE_RESULTS"
     done
+fi
+
+if [ -n "${RECSYS_ONLINE_PGBENCH_SECONDS:-}" ]; then
+    pgbench=${PGBIN:-/usr/lib/postgresql/15/bin}/pgbench
+    dir=$(mktemp -d)
+    printf '\\set id random(%s, %s)\nSELECT recsys.recommend(:id, 7, %s);\n' "$first_id" "$last_id" "'online_bench_fs'" >"$dir/state.sql"
+    printf '\\set id random(%s, %s)\nSELECT * FROM %s WHERE ncodpers = :id ORDER BY fecha_dato DESC LIMIT 17;\n' \
+        "$first_id" "$last_id" "$relation" >"$dir/bare.sql"
+    tps() { "$pgbench" -n -M prepared -T "$RECSYS_ONLINE_PGBENCH_SECONDS" -c 2 -j 2 -f "$1" "$db" 2>&1 |
+                sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'; }
+    t_state=$(tps "$dir/state.sql")
+    t_bare=$(tps "$dir/bare.sql")
+    rm -rf "$dir"
+    echo "  pgbench, 2 clients, ${RECSYS_ONLINE_PGBENCH_SECONDS} s each: recommend() from stored states $t_state tps, bare fetch $t_bare tps, ratio $(awk -v a="$t_state" -v b="$t_bare" 'BEGIN { printf "%.2f", a / b }')"
+    if [ -n "${RECSYS_ONLINE_RESULTS:-}" ]; then
+        echo "online_state_c2_tps $t_state" >>"$RECSYS_ONLINE_RESULTS"
+        echo "online_bare_c2_tps $t_bare" >>"$RECSYS_ONLINE_RESULTS"
+    fi
 fi

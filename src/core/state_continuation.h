@@ -5,7 +5,7 @@
 // recsys.customer_states), and the full computation for a customer with more months since the
 // start than the model's window: the recurrence has no window, so a model kept in production
 // longer than the span it was trained on goes on scoring by running more steps (the
-// extrapolation docs/lifecycle.md describes). Within the window it equals
+// extrapolation docs/online-scoring.md describes). Within the window it equals
 // FeatureEncoder::encode + LstmForward::score (tested to 1e-5).
 #pragma once
 

@@ -52,7 +52,7 @@ bool score_from_stored_state(LoadedModel &m, int64_t customer_id) {
 // A from-start model over the customer's whole history from its start month: the window's
 // encoder and forward pass when the history fits the window, else the recurrence continued
 // from the zero state for as many months as there are (the model extrapolates past the span
-// it was trained on; docs/lifecycle.md).
+// it was trained on; docs/online-scoring.md).
 void score_full_history(LoadedModel &m, int64_t customer_id) {
     const int32_t start = m.model.start_month;
     if (!m.reader->read_customer_since(customer_id, start - 1, m.history)) {
