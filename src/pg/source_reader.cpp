@@ -308,7 +308,10 @@ bool SourceReader::read_customer_since(int64_t customer_id, int32_t first_month,
         const char *query = since_sql_.c_str();
         one_customer_since_plan_ = pg_call([&] {
             Oid argtypes[2] = {INT8OID, DATEOID};
-            SPIPlanPtr plan = SPI_prepare(query, 2, argtypes);
+            // A generic plan: an (id, month) index range whatever the month. Left to choose, the
+            // plan cache keeps planning each call afresh (the range's estimated selectivity makes
+            // the generic plan look dearer than the custom ones), which cost more than the read.
+            SPIPlanPtr plan = SPI_prepare_cursor(query, 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
             if (plan == nullptr)
                 elog(ERROR, "SPI_prepare failed for the history query: %s", SPI_result_code_string(SPI_result));
             SPI_keepplan(plan);

@@ -47,7 +47,8 @@ StateMiss read_stored_state(const LoadedModel &m, int64_t customer, StoredState 
     if (!state_plan) {
         state_plan = pg_call([] {
             Oid types[2] = {TEXTOID, INT8OID};
-            SPIPlanPtr plan = SPI_prepare(kStateQuery, 2, types);
+            // A primary-key probe: one generic plan, never replanned per call.
+            SPIPlanPtr plan = SPI_prepare_cursor(kStateQuery, 2, types, CURSOR_OPT_GENERIC_PLAN);
             if (plan == nullptr)
                 elog(ERROR, "SPI_prepare failed for the stored state query: %s", SPI_result_code_string(SPI_result));
             SPI_keepplan(plan);
