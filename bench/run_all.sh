@@ -21,6 +21,7 @@
 #   the serving statistics' cost per recommend() (bench/serving_stats_cost.sh, recsys.serving_stats on/off)
 #   advance_month against the full recompute per way of keeping recsys.customer_states
 #   (bench/advance_month_cost.sh, at RECSYS_ADVANCE_CUSTOMERS, default a tenth of the customers)
+#   recommend() of a from-start model from stored states vs the bare fetch (bench/online_state_cost.sh)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -288,6 +289,11 @@ PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_SHADOW_DB=postgres RECSYS_SHAD
 say "prediction log: recommend() at recsys.log_sample_rate 0 and 1.0; what a refresh adds to keep its prediction set"
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_PLOG_DB=postgres RECSYS_PLOG_MODEL=bench \
     RECSYS_PLOG_IDS="$FIRST_ID $LAST_ID" RECSYS_PLOG_RESULTS="$R" bash bench/prediction_log_cost.sh
+
+say "online path from stored states: recommend() of a from-start model with every customer's state vs the bare fetch"
+PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres PGBIN=$PGBIN RECSYS_ONLINE_DB=postgres RECSYS_ONLINE_RELATION=santander.snapshots \
+    RECSYS_ONLINE_SLIDING=bench RECSYS_ONLINE_IDS="$FIRST_ID $LAST_ID" RECSYS_ONLINE_PGBENCH_SECONDS=$SECS \
+    RECSYS_ONLINE_RESULTS="$R" bash bench/online_state_cost.sh
 
 say "serving statistics: recommend() with recsys.serving_stats on and off (same loop, alternating rounds)"
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_STATS_DB=postgres RECSYS_STATS_MODEL=bench \

@@ -5,6 +5,7 @@
 
 #include "activations.h"
 #include "errors.h"
+#include "small_batch_gemv.h"
 
 namespace recsys {
 
@@ -83,9 +84,10 @@ void LstmForward::advance(const float *steps, size_t n_steps, size_t batch, cons
             const LstmLayer &layer = model_.layers[l];
             float *out_seq = l + 1 == L ? nullptr : (l % 2 == 0 ? seq_a_.data() : seq_b_.data());
 
+            // (gemm_bt: a few rows, e.g. one online customer, skip sgemm's packing; small_batch_gemv.h.)
             // Input projections of the block's steps at once: (nt*B x in) x (in x 4H), plus both biases.
             float *gates = gates_.data();
-            gemm_polled(false, true, nt * batch, G, input_width, input, input_width, layer.w_ih.data(), input_width,
+            gemm_bt(nt * batch, G, input_width, input, input_width, layer.w_ih.data(), input_width,
                         1.0f, gates, G, poll_, bias_.data() + l * G);
 
             // This layer's h and c from the state; a zero state needs no recurrent GEMM at the
@@ -101,7 +103,7 @@ void LstmForward::advance(const float *steps, size_t n_steps, size_t batch, cons
             for (size_t t = 0; t < nt; ++t) {
                 float *g = gates + t * batch * G;
                 if (t > 0 || !zero_start)
-                    gemm_polled(false, true, batch, G, H_, h_.data(), H_, layer.w_hh.data(), H_, 1.0f, g, G, poll_);
+                    gemm_bt(batch, G, H_, h_.data(), H_, layer.w_hh.data(), H_, 1.0f, g, G, poll_);
                 for (size_t b = 0; b < batch; ++b) {
                     const size_t length = lengths ? lengths[b] : n_steps;
                     if (t0 + t < length)  // past this customer's sequence its state is final
@@ -132,7 +134,7 @@ void LstmForward::head(const float *state, const float *statics, size_t batch, f
         std::memcpy(head_in_.data() + b * D, last_h + b * SS, H_ * sizeof(float));
         if (S_) std::memcpy(head_in_.data() + b * D + H_, statics + b * S_, S_ * sizeof(float));
     }
-    gemm_polled(false, true, batch, P_, D, head_in_.data(), D, model_.dense_w.data(), D, 1.0f, scores, P_, poll_,
+    gemm_bt(batch, P_, D, head_in_.data(), D, model_.dense_w.data(), D, 1.0f, scores, P_, poll_,
                 model_.dense_b.data());
     const size_t rows_per_poll = std::max<size_t>(1, kPollElements / P_);
     for (size_t b0 = 0; b0 < batch; b0 += rows_per_poll) {

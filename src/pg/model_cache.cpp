@@ -286,6 +286,11 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
     m->held.resize(m->model.product_count());
     m->end_month.resize(1);
     m->lengths.resize(1);
+    if (m->model.history == HistoryMode::FromStartMonth) {
+        m->continuation = std::make_unique<StateContinuation>(m->model);
+        m->continuation->set_poll(interrupt_poll());
+        m->state.resize(m->continuation->state_size());
+    }
     // The parsed weights take about as much as their serialized form; the buffers for one
     // customer are counted as allocated.
     m->bytes = bytes.size() + sizeof(LoadedModel) + sizeof(float) * (m->steps.size() + m->statics.size() + m->scores.size()) +

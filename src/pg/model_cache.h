@@ -25,6 +25,7 @@
 #include "postgres_headers.h"
 #include "serving_stats.h"
 #include "source_reader.h"
+#include "state_continuation.h"
 
 namespace recsys::pg {
 
@@ -49,6 +50,10 @@ struct LoadedModel {
     std::vector<int32_t> end_month;
     std::vector<uint32_t> lengths;
     HistoryBatch history;
+    // From-start models only (else null): one customer continued from a stored state, or run
+    // over a history longer than the window (scoring_functions.cpp), and its state buffer.
+    std::unique_ptr<StateContinuation> continuation;
+    std::vector<float> state;
 };
 
 // The shadow version set beside a model's production version (recsys.set_shadow), as known

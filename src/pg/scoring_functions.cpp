@@ -17,25 +17,79 @@
 #include "shadow_scoring.h"
 #include "sql_text.h"
 #include "sql_values.h"
+#include "stored_state_reader.h"
 
 using namespace recsys;
 using namespace recsys::pg;
 
 namespace {
 
-// Scores one customer into m.scores / m.held with the model's preallocated buffers.
-void score_single(LoadedModel &m, int64_t customer_id) {
-    if (!m.reader->read_customer(customer_id, m.history))
-        throw SqlError(ERRCODE_NO_DATA_FOUND,
-                       "customer " + std::to_string(customer_id) + " has no snapshots in " + m.reader->relation_name(),
-                       "Model \"" + m.name + "\" version " + std::to_string(m.version) +
-                           " scores customers from their monthly snapshots in that relation.",
-                       "Check the id, or load the customer's snapshots first.");
-    const bool from_start = m.model.history == HistoryMode::FromStartMonth;
-    m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
-                      from_start ? m.lengths.data() : nullptr);
-    m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), from_start ? m.lengths.data() : nullptr);
+[[noreturn]] void no_snapshots(const LoadedModel &m, int64_t customer_id) {
+    throw SqlError(ERRCODE_NO_DATA_FOUND,
+                   "customer " + std::to_string(customer_id) + " has no snapshots in " + m.reader->relation_name(),
+                   "Model \"" + m.name + "\" version " + std::to_string(m.version) +
+                       " scores customers from their monthly snapshots in that relation.",
+                   "Check the id, or load the customer's snapshots first.");
 }
+
+// A from-start model, continuing the customer's stored state: only the snapshots from the
+// state's month on are read, only the months after it are run (none when the state covers the
+// latest snapshot: the head alone). The state is used only when it is for this very history:
+// its month's snapshot must still be there with the products stored beside the state (a state
+// after the latest snapshot, or from a history since rewritten, is not). Returns false,
+// having written nothing the caller reads, when there is no usable state.
+bool score_from_stored_state(LoadedModel &m, int64_t customer_id) {
+    StoredState stored;
+    if (read_stored_state(m, customer_id, &stored) != StateMiss::None) return false;
+    if (stored.month < m.model.start_month) return false;
+    if (!m.reader->read_customer_since(customer_id, stored.month, m.history)) return false;
+    if (m.history.month[0] != stored.month ||
+        !std::equal(stored.products.begin(), stored.products.end(), m.history.products.begin()))
+        return false;
+    m.continuation->score(m.history, 0, stored.month, stored.state.data(), m.scores.data(), m.held.data());
+    return true;
+}
+
+// A from-start model over the customer's whole history from its start month: the window's
+// encoder and forward pass when the history fits the window, else the recurrence continued
+// from the zero state for as many months as there are (the model extrapolates past the span
+// it was trained on; docs/online-scoring.md).
+void score_full_history(LoadedModel &m, int64_t customer_id) {
+    const int32_t start = m.model.start_month;
+    if (!m.reader->read_customer_since(customer_id, start - 1, m.history)) {
+        // Only snapshots from before the start: no step, the statics of the latest one.
+        if (!m.reader->read_customer(customer_id, m.history)) no_snapshots(m, customer_id);
+    }
+    const int32_t latest = m.history.month.back();
+    if (latest - start + 1 <= int32_t(m.model.window_months)) {
+        m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
+                          m.lengths.data());
+        m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), m.lengths.data());
+        return;
+    }
+    std::fill(m.state.begin(), m.state.end(), 0.0f);
+    m.continuation->score(m.history, 0, m.continuation->initial_month(), m.state.data(), m.scores.data(),
+                          m.held.data());
+}
+
+enum class ScoringPath { Window, StoredState, FullHistory };
+
+// Scores one customer into m.scores / m.held with the model's preallocated buffers; says how.
+ScoringPath score_single_path(LoadedModel &m, int64_t customer_id) {
+    if (m.model.history == HistoryMode::FromStartMonth) {
+        if (score_from_stored_state(m, customer_id)) return ScoringPath::StoredState;
+        score_full_history(m, customer_id);
+        return ScoringPath::FullHistory;
+    }
+    if (!m.reader->read_customer(customer_id, m.history)) no_snapshots(m, customer_id);
+    m.encoder->encode(m.history, 0, 1, -1, m.steps.data(), m.statics.data(), m.held.data(), m.end_month.data(),
+                      nullptr);
+    m.single->score(m.steps.data(), m.statics.data(), 1, m.scores.data(), nullptr);
+    return ScoringPath::Window;
+}
+
+// score_single_path for the shadow version (whose path is not counted).
+void score_single(LoadedModel &m, int64_t customer_id) { score_single_path(m, customer_id); }
 
 struct OneCustomerCall {
     std::shared_ptr<LoadedModel> model;
@@ -58,7 +112,8 @@ OneCustomerCall score_one_from_args(FunctionCallInfo fcinfo, bool use_k, const c
     ShadowSetting shadow;
     call.model = acquire_model(name, version, use_k ? &shadow : nullptr);
     if (use_k) check_k(k, call.model.get());
-    score_single(*call.model, id);
+    const ScoringPath path = score_single_path(*call.model, id);
+    if (path != ScoringPath::Window) serving::note_scoring_path(path == ScoringPath::StoredState);
     serving::note_customers(1);
     if (use_k)
         call.ranked = top_k(call.model->scores.data(), call.model->held.data(), call.model->model.product_count(), uint32_t(k));

@@ -77,6 +77,9 @@ struct Counters {
     uint64 calls;      // every call, failed ones included
     uint64 errors;     // failed calls
     uint64 customers;  // customers scored by calls that succeeded
+    // Of those, customers of from-start models scored by the online functions continuing a
+    // stored state, and by running their full history (no usable state).
+    uint64 from_stored_state, from_full_history;
     uint64 timed;      // calls that succeeded: the ones in the histogram and the sums below
     uint64 total_ns;
     uint64 max_ns;
@@ -304,6 +307,7 @@ struct Frame {
     ModelHandle *handle;  // the model version the call scored with, once known
     int cache_event;      // the lookup of that version: hit or miss
     uint64 customers;
+    uint64 from_stored_state, from_full_history;
     char model[kModelNameBytes];  // the model asked for, for errors before a version is known
 };
 constexpr int kMaxFrames = 8;
@@ -340,6 +344,8 @@ void record(const Frame &f, uint64 ns, int sqlstate, bool in_error_cleanup) {
             c.max_ns = std::max(c.max_ns, ns);
             ++c.histogram[LatencyBuckets::index(ns)];
             c.customers += f.customers;
+            c.from_stored_state += f.from_stored_state;
+            c.from_full_history += f.from_full_history;
         }
         count_cache_event(c, f.cache_event);
     };
@@ -371,7 +377,11 @@ void end_frame(int token, int sqlstate, bool in_error_cleanup) {
             apply_to(f.handle, kModelEntry, in_error_cleanup, [&](Counters &c) { count_cache_event(c, f.cache_event); });
         }
         if (!outer.model[0]) memcpy(outer.model, f.model, sizeof f.model);
-        if (sqlstate == 0) outer.customers += f.customers;
+        if (sqlstate == 0) {
+            outer.customers += f.customers;
+            outer.from_stored_state += f.from_stored_state;
+            outer.from_full_history += f.from_full_history;
+        }
         return;
     }
     record(f, end - f.start_ns, sqlstate, in_error_cleanup);
@@ -540,6 +550,7 @@ int call_begin(int entry_point) noexcept {
     f.handle = nullptr;
     f.cache_event = kNoEvent;
     f.customers = 0;
+    f.from_stored_state = f.from_full_history = 0;
     f.model[0] = '\0';
     f.start_ns = now_ns();
     return depth++;
@@ -559,6 +570,12 @@ void note_model_name(const std::string &name) noexcept {
 
 void note_customers(uint64_t customers) noexcept {
     if (depth > 0) frames[depth - 1].customers += customers;
+}
+
+void note_scoring_path(bool from_stored_state) noexcept {
+    if (depth == 0) return;
+    Frame &f = frames[depth - 1];
+    ++(from_stored_state ? f.from_stored_state : f.from_full_history);
 }
 
 ModelHandle *model_handle(const std::string &name, int32_t version) {
@@ -685,8 +702,8 @@ RECSYS_FUNCTION(recsys_serving_stats) {
         const char *model = s.key.model;
         const char *entry_name = model_row ? nullptr : entry_names[s.key.entry_point];
         pg_call([&] {
-            Datum v[17];
-            bool n[17] = {false};
+            Datum v[19];
+            bool n[19] = {false};
             n[0] = model[0] == '\0';
             v[0] = n[0] ? (Datum)0 : CStringGetTextDatum(model);
             n[1] = s.key.version == 0;
@@ -713,6 +730,8 @@ RECSYS_FUNCTION(recsys_serving_stats) {
             v[14] = Int64GetDatum(m ? int64(m->misses) : 0);
             v[15] = Int64GetDatum(me ? me->cached_bytes : 0);
             v[16] = TimestampTzGetDatum(c.since);
+            v[17] = Int64GetDatum(int64(c.from_stored_state));
+            v[18] = Int64GetDatum(int64(c.from_full_history));
             tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
         });
     }

@@ -56,6 +56,9 @@ void call_end(int token, int sqlstate) noexcept;
 void note_model_name(const std::string &name) noexcept;
 // Customers scored by the running call.
 void note_customers(uint64_t customers) noexcept;
+// How the running call scored one customer of a from-start model: continuing a stored state
+// (recsys.customer_states) or running the customer's full history.
+void note_scoring_path(bool from_stored_state) noexcept;
 
 // The model cache: the handle of a model version (nullptr when statistics are unavailable);
 // a lookup served from the cache, one that was not, a parse; bytes of parsed models added

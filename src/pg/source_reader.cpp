@@ -174,6 +174,16 @@ SourceReader::SourceReader(const Model &model, const std::string &model_label)
     const std::string one_sql = "SELECT " + select_list_ + " FROM " + relation_ + " WHERE " + quote_ident(id.name) +
                                 sql::op("=") + "$1 ORDER BY " + month_order_sql_ + " DESC LIMIT " +
                                 std::to_string(model.window_months + 1);
+    // Months from $2 (a date, the first day of a month) on, compared as the column's own type.
+    const std::string bound = month.type == DATEOID        ? std::string("$2")
+                              : month.type == TIMESTAMPOID ? sql::cast("$2", "timestamp")
+                              : month.type == TIMESTAMPTZOID
+                                  ? sql::call("timezone", "'UTC'::pg_catalog.text, " + sql::cast("$2", "timestamp"))
+                                  : std::string();
+    const std::string month_from = bound.empty() ? month_sql_ + sql::op(">=") + "$2"
+                                                 : month_order_sql_ + sql::op(">=") + bound;
+    since_sql_ = "SELECT " + select_list_ + " FROM " + relation_ + " WHERE " + quote_ident(id.name) + sql::op("=") +
+                 "$1 AND " + month_from + " ORDER BY " + month_order_sql_;
     const char *one_sql_text = one_sql.c_str();
     one_customer_plan_ = pg_call([&] {
         Oid argtypes[1] = {INT8OID};
@@ -186,9 +196,10 @@ SourceReader::SourceReader(const Model &model, const std::string &model_label)
 
 SourceReader::~SourceReader() {
     // Freeing a saved plan cannot fail in practice; never let an error escape a destructor.
-    if (one_customer_plan_) {
+    for (SPIPlanPtr plan : {one_customer_plan_, one_customer_since_plan_}) {
+        if (!plan) continue;
         try {
-            pg_call([&] { SPI_freeplan(one_customer_plan_); });
+            pg_call([&] { SPI_freeplan(plan); });
         } catch (...) {
         }
     }
@@ -290,6 +301,37 @@ bool SourceReader::read_customer(int64_t customer_id, HistoryBatch &out) {
     SPITupleTable *table = SPI_tuptable;
     for (uint64_t i = rows; i-- > 0;)  // the query returns newest first
         append_row(table->vals[i], table->tupdesc, 0, customer_id, out);
+    pg_call([&] { SPI_freetuptable(table); });
+    return true;
+}
+
+bool SourceReader::read_customer_since(int64_t customer_id, int32_t first_month, HistoryBatch &out) {
+    out.reset(model_.features.size(), model_.products.size());
+    if (!one_customer_since_plan_) {
+        const char *query = since_sql_.c_str();
+        one_customer_since_plan_ = pg_call([&] {
+            Oid argtypes[2] = {INT8OID, DATEOID};
+            // A generic plan: an (id, month) index range whatever the month. Left to choose, the
+            // plan cache keeps planning each call afresh (the range's estimated selectivity makes
+            // the generic plan look dearer than the custom ones), which cost more than the read.
+            SPIPlanPtr plan = SPI_prepare_cursor(query, 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
+            if (plan == nullptr)
+                elog(ERROR, "SPI_prepare failed for the history query: %s", SPI_result_code_string(SPI_result));
+            SPI_keepplan(plan);
+            return plan;
+        });
+    }
+    const DateADT first_day = date2j(first_month / 12, first_month % 12 + 1, 1) - POSTGRES_EPOCH_JDATE;
+    const uint64_t rows = pg_call([&] {
+        Datum arg[2] = {Int64GetDatum(customer_id), DateADTGetDatum(first_day)};
+        int rc = SPI_execute_plan(one_customer_since_plan_, arg, nullptr, true, 0);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "history query failed: %s", SPI_result_code_string(rc));
+        return SPI_processed;
+    });
+    if (rows == 0) return false;
+    out.begin_customer(customer_id);
+    SPITupleTable *table = SPI_tuptable;
+    for (uint64_t i = 0; i < rows; ++i) append_row(table->vals[i], table->tupdesc, 0, customer_id, out);
     pg_call([&] { SPI_freetuptable(table); });
     return true;
 }

@@ -25,6 +25,12 @@ public:
     // The snapshots of one customer, at most window + 1 of them (the extra month gives the
     // first window month its "added" flags), ascending. Returns false when there are none.
     bool read_customer(int64_t customer_id, HistoryBatch &out);
+    // The snapshots of one customer from first_month on (whole calendar months), all of
+    // them, ascending: the online path's read after a stored state (first_month = the
+    // state's month) and a from-start model's whole history (the month before its start).
+    // The bound is on the month column itself, so the (id, month) index serves it. Returns
+    // false when there are none.
+    bool read_customer_since(int64_t customer_id, int32_t first_month, HistoryBatch &out);
 
     // "SELECT id, month, features..., products... FROM relation" for batch reads, with the
     // given WHERE clause (may be empty) and ORDER BY id, month.
@@ -55,6 +61,8 @@ private:
     std::string id_sql_, month_sql_, month_order_sql_;
     std::string select_list_;  // month, features, products
     SPIPlanPtr one_customer_plan_ = nullptr;
+    std::string since_sql_;                   // read_customer_since's query, prepared on first use
+    SPIPlanPtr one_customer_since_plan_ = nullptr;
     std::vector<Datum> values_;
     std::unique_ptr<bool[]> nulls_;
 };

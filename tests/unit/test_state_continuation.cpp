@@ -1,0 +1,199 @@
+// Continuing a from-start model's recurrence from a state equals the full computation: from
+// the zero state, from a state one month or a few months behind, from a state at the latest
+// month (head only), with gaps and a month before the start; and past the model's window it
+// equals the same weights scored by a model whose window is long enough (the independent full
+// recurrence of FeatureEncoder::encode + LstmForward::score).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "errors.h"
+#include "feature_encoder.h"
+#include "lstm_forward.h"
+#include "lstm_training.h"
+#include "santander_features.h"
+#include "state_continuation.h"
+
+using namespace recsys;
+
+namespace {
+
+constexpr int32_t kStart = 2015 * 12;
+
+Model from_start_model(uint32_t window, uint32_t layers) {
+    Model m;
+    m.source = {"s.t", "id", "month"};
+    m.window_months = window;
+    m.history = HistoryMode::FromStartMonth;
+    m.start_month = kStart;
+    m.hidden = 12;
+    m.include_product_adds = true;
+    FeatureSpec dyn;
+    dyn.column = "balance";
+    dyn.role = FeatureRole::Dynamic;
+    dyn.mean = 1.0f;
+    dyn.stddev = 2.0f;
+    FeatureSpec stat;
+    stat.column = "age";
+    stat.role = FeatureRole::Static;
+    stat.mean = 40.0f;
+    stat.stddev = 12.0f;
+    m.features = {dyn, stat};
+    m.products = {"p0", "p1", "p2", "p3"};
+    m.layers.resize(layers);
+    m.index();
+    size_weights(m);
+    initialize_weights(m, 11);
+    for (auto &l : m.layers)  // larger weights: a state error would show in the scores
+        for (auto &w : l.w_hh) w *= 3.0f;
+    return m;
+}
+
+// Customers (months relative to the start; -1 is the month before it).
+HistoryBatch history(const std::vector<std::vector<int>> &customers, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    HistoryBatch b;
+    b.reset(2, 4);
+    for (size_t c = 0; c < customers.size(); ++c) {
+        b.begin_customer(int64_t(c + 1));
+        for (int month : customers[c]) {
+            float *v;
+            uint8_t *p;
+            b.add_row(kStart + month, &v, &p);
+            v[0] = u(rng) < 0.1f ? NAN : u(rng) * 5.0f;
+            v[1] = 20.0f + 50.0f * u(rng);
+            for (int i = 0; i < 4; ++i) p[i] = u(rng) < 0.4f ? 1 : 0;
+        }
+    }
+    return b;
+}
+
+// Scores of every customer by the full computation of `m`.
+std::vector<float> full_scores(const Model &m, const HistoryBatch &b) {
+    const size_t n = b.customer_count(), P = m.product_count();
+    FeatureEncoder encoder(m);
+    LstmForward forward(m, n);
+    std::vector<float> steps(m.window_months * n * m.step_width()), statics(n * m.static_width()), scores(n * P);
+    std::vector<uint8_t> held(n * P);
+    std::vector<int32_t> end(n);
+    std::vector<uint32_t> lengths(n);
+    encoder.encode(b, 0, n, -1, steps.data(), statics.data(), held.data(), end.data(), lengths.data());
+    forward.score(steps.data(), statics.data(), n, scores.data(), lengths.data());
+    return scores;
+}
+
+// Customer c's rows up to (and including) month `last`, as a batch of one.
+HistoryBatch prefix(const HistoryBatch &b, size_t c, int32_t last) {
+    HistoryBatch out;
+    out.reset(b.feature_count, b.product_count);
+    out.begin_customer(b.customer_ids[c]);
+    for (size_t r = b.row_begin[c]; r < b.row_begin[c + 1]; ++r) {
+        if (b.month[r] > last) break;
+        float *v;
+        uint8_t *p;
+        out.add_row(b.month[r], &v, &p);
+        std::copy_n(b.values.data() + r * b.feature_count, b.feature_count, v);
+        std::copy_n(b.products.data() + r * b.product_count, b.product_count, p);
+    }
+    return out;
+}
+
+const std::vector<std::vector<int>> kCustomers = {
+    {0, 1, 2, 3, 4, 5, 6, 7},  // every month
+    {-1, 0, 1, 2, 5, 6, 7},    // a month before the start, a gap
+    {3, 4, 7},                 // joins late, a gap before the last month
+    {7},                       // new in the last month
+    {-3, -2},                  // only before the start: zero state, statics of the latest row
+};
+
+}  // namespace
+
+class StateContinuationTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(StateContinuationTest, FromZeroStateEqualsFullComputation) {
+    const Model m = from_start_model(10, GetParam());
+    const HistoryBatch b = history(kCustomers, 5);
+    const std::vector<float> expected = full_scores(m, b);
+    StateContinuation cont(m);
+    const size_t P = m.product_count();
+    for (size_t c = 0; c < b.customer_count(); ++c) {
+        std::vector<float> state(cont.state_size(), 0.0f), scores(P);
+        std::vector<uint8_t> held(P);
+        cont.score(b, c, cont.initial_month(), state.data(), scores.data(), held.data());
+        for (size_t p = 0; p < P; ++p) EXPECT_NEAR(scores[p], expected[c * P + p], 1e-5) << "customer " << c;
+        const size_t last = b.row_begin[c + 1] - 1;
+        for (size_t p = 0; p < P; ++p) EXPECT_EQ(held[p], b.products[last * P + p]);
+    }
+}
+
+TEST_P(StateContinuationTest, FromAStoredStateEqualsFullComputation) {
+    const Model m = from_start_model(10, GetParam());
+    const HistoryBatch b = history(kCustomers, 6);
+    const std::vector<float> expected = full_scores(m, b);
+    StateContinuation cont(m);
+    const size_t P = m.product_count();
+    for (size_t c = 0; c < 3; ++c) {
+        const int32_t latest = b.month[b.row_begin[c + 1] - 1];
+        // States at each snapshot month of the customer: 0 (head only), 1, or several months behind.
+        for (size_t r = b.row_begin[c]; r < b.row_begin[c + 1]; ++r) {
+            const int32_t state_month = b.month[r];
+            if (state_month < kStart) continue;
+            std::vector<float> state(cont.state_size(), 0.0f), scores(P);
+            std::vector<uint8_t> held(P);
+            // The state after state_month, as the write path stores it: the history up to it.
+            const HistoryBatch before = prefix(b, c, state_month);
+            cont.score(before, 0, cont.initial_month(), state.data(), scores.data(), held.data());
+            // Continued with the rows from state_month on (the state month's row gives "added").
+            HistoryBatch since;
+            since.reset(b.feature_count, P);
+            since.begin_customer(b.customer_ids[c]);
+            for (size_t q = r; q < b.row_begin[c + 1]; ++q) {
+                float *v;
+                uint8_t *p;
+                since.add_row(b.month[q], &v, &p);
+                std::copy_n(b.values.data() + q * b.feature_count, b.feature_count, v);
+                std::copy_n(b.products.data() + q * P, P, p);
+            }
+            const size_t steps = cont.score(since, 0, state_month, state.data(), scores.data(), held.data());
+            EXPECT_EQ(steps, size_t(latest - state_month));
+            for (size_t p = 0; p < P; ++p)
+                EXPECT_NEAR(scores[p], expected[c * P + p], 1e-5) << "customer " << c << " state month " << state_month;
+        }
+    }
+}
+
+TEST_P(StateContinuationTest, PastTheWindowEqualsALongerWindow) {
+    // 25 and 31 months since the start on a model trained with a window of 10: three and
+    // four blocks of steps. The same weights with a window of 32 are the independent result.
+    const Model m = from_start_model(10, GetParam());
+    Model longer = m;
+    longer.window_months = 32;
+    longer.index();
+    std::vector<int> every, gaps;
+    for (int i = 0; i < 25; ++i) every.push_back(i);
+    for (int i = -1; i < 31; ++i)
+        if (i % 7 != 3) gaps.push_back(i);
+    const HistoryBatch b = history({every, gaps}, 8);
+    const std::vector<float> expected = full_scores(longer, b);
+    StateContinuation cont(m);
+    const size_t P = m.product_count();
+    for (size_t c = 0; c < 2; ++c) {
+        std::vector<float> state(cont.state_size(), 0.0f), scores(P);
+        std::vector<uint8_t> held(P);
+        cont.score(b, c, cont.initial_month(), state.data(), scores.data(), held.data());
+        for (size_t p = 0; p < P; ++p) EXPECT_NEAR(scores[p], expected[c * P + p], 1e-5) << "customer " << c;
+    }
+    // The model's own encoder still refuses such a history in one window (batch paths).
+    EXPECT_THROW(full_scores(m, b), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, StateContinuationTest, ::testing::Values(1u, 2u));
+
+TEST(StateContinuation, RefusesASlidingWindowModel) {
+    Model m = from_start_model(10, 1);
+    m.history = HistoryMode::SlidingWindow;
+    EXPECT_THROW(StateContinuation{m}, Error);
+}
