@@ -10,4 +10,6 @@ extern int fetch_rows;        // recsys.fetch_rows: rows read from the source pe
 extern int max_batch_memory_kb;  // recsys.max_batch_memory: batch buffers one call may use (kB)
 extern double log_sample_rate;  // recsys.log_sample_rate: share of online calls logged in recsys.prediction_log
 
+extern int reduced_precision_kernels;  // recsys.reduced_precision_kernels: auto, avx2 or none (a cap)
+
 }  // namespace recsys::pg::settings
