@@ -168,7 +168,7 @@ def report(path):
             kernel = r.get(f"e_{v}_b{b}_kernel", "")
             row(f"(e) core loop {v.replace('_', ' ')} ({kernel}), batch {b}, max |score diff| "
                 f"{r.get(f'e_{v}_b{b}_diff', 'n/a')}", num(f"e_{v}_b{b}"), "cust/s", base, "(e) fp32 same run")
-        row(f"(e) torch quantize_dynamic int8, batch {b}, max |score diff| {r.get('e_torch_dynamic_int8_max_abs_diff', 'n/a')}",
+        row(f"(e) torch quantize_dynamic int8, batch {b}, max |score diff| {num('e_torch_dynamic_int8_max_abs_diff'):.3g}",
             num(f"e_torch_dynamic_int8_customers_per_s_b{b}"), "cust/s", num(f"e_torch_fp32_customers_per_s_b{b}"),
             "torch fp32 same run")
     row("(a) 1 conn / (c) torch 1 thr b1024", num("a1_cps") / c1 if c1 else float("nan"), "x")
