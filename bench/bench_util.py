@@ -3,6 +3,7 @@
 
     bench_util.py pgbench-log PREFIX          -> "p50_ms p99_ms count" from pgbench -l logs PREFIX*
     bench_util.py gbench JSON                 -> key value lines from lstm_scoring_bench's JSON
+    bench_util.py precision JSON              -> key value lines from reduced_precision_bench's JSON
     bench_util.py memory DSN MODEL ID         -> key value lines: backend VmRSS/RssAnon before/after
     bench_util.py report RESULTS              -> the final Markdown table
 """
@@ -51,6 +52,24 @@ def gbench(path):
     print(f"sgemm_gflops {sgemm:.3f}")
     print(f"sgemm_shape {'x'.join(sgemm_name.split('/')[1:4])}")
     print(f"d_bound {sgemm * 1e9 / flops:.1f}")
+
+
+def precision(path):
+    # BM_Score/<precision>/<kernel>/<batch> -> e_<precision>_<kernel>_b<batch> (customers/s),
+    # ..._diff (largest |score - float32 score|), ..._kernel (what ran); skipped ones say so.
+    for b in json.load(open(path))["benchmarks"]:
+        if b.get("run_type", "iteration") != "iteration" or not b["name"].startswith("BM_Score/"):
+            continue
+        parts = [p for p in b["name"].split("/") if p != "real_time" and ":" not in p]
+        batch = parts[-1]
+        key = "e_" + "_".join(parts[1:-1]) + "_b" + batch
+        if b.get("error_occurred"):
+            print(f"{key} skipped: {b.get('error_message', '')}")
+            continue
+        print(f"{key} {b['customers_per_s']:.1f}")
+        print(f"{key}_diff {b['max_abs_diff']:.3g}")
+        if b.get("label"):
+            print(f"{key}_kernel {b['label']}")
 
 
 def memory(dsn, model, cid):
@@ -146,6 +165,15 @@ def report(path):
     row("(c) torch batch-1 forward latency, 1 thread (p50)", num("c_b1_us_p50"), "us")
     row(f"(d) sgemm bound: {fmt(num('sgemm_gflops'))} GFLOP/s ({r.get('sgemm_shape', '?')}) / "
         f"{num('flops_per_customer') / 1e6:.2f} MFLOP per customer", num("d_bound"), "cust/s")
+    for b in ("1024", "1"):
+        base = num(f"e_fp32_b{b}")
+        for v in ("bf16_auto", "bf16_avx2", "int8_auto", "int8_avx2"):
+            kernel = r.get(f"e_{v}_b{b}_kernel", "")
+            row(f"(e) core loop {v.replace('_', ' ')} ({kernel}), batch {b}, max |score diff| "
+                f"{r.get(f'e_{v}_b{b}_diff', 'n/a')}", num(f"e_{v}_b{b}"), "cust/s", base, "(e) fp32 same run")
+        row(f"(e) torch quantize_dynamic int8, batch {b}, max |score diff| {num('e_torch_dynamic_int8_max_abs_diff'):.3g}",
+            num(f"e_torch_dynamic_int8_customers_per_s_b{b}"), "cust/s", num(f"e_torch_fp32_customers_per_s_b{b}"),
+            "torch fp32 same run")
     row("(a) 1 conn / (c) torch 1 thr b1024", num("a1_cps") / c1 if c1 else float("nan"), "x")
     row("(b) / (c) torch 1 thr b1024", num("b_best") / c1 if c1 else float("nan"), "x")
     row("(b) / (d)", num("b_best") / num("d_bound") if num("d_bound") else float("nan"), "x")
@@ -187,6 +215,8 @@ if __name__ == "__main__":
         pgbench_log(sys.argv[2])
     elif cmd == "gbench":
         gbench(sys.argv[2])
+    elif cmd == "precision":
+        precision(sys.argv[2])
     elif cmd == "memory":
         memory(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif cmd == "report":

@@ -14,6 +14,8 @@
 #       (recsys.parallel_workers), and 2 sharded connections
 #   (b) the core LSTM scoring loop alone, (d) the sgemm-bound rate (build/lstm_scoring_bench)
 #   (c) torch on the same weights
+#   (e) reduced precision: the core loop in fp32, bf16 and int8 (build/reduced_precision_bench)
+#       and torch's quantize_dynamic on the same weights (bench/reduced_precision_torch.py)
 #   online: pgbench recommend() vs the bare 17-row fetch, and a Python HTTP scoring service
 #   shadow scoring's cost per recommend() (bench/shadow_cost.sh, v2 as the shadow of v1)
 #   the prediction log's cost per recommend() and a refresh's cost of keeping its prediction set
@@ -132,6 +134,18 @@ $PY bench/torch_reference.py bench --dir "$work/model" --seconds "$TORCH_SECS" -
 $PY -c "
 import json, sys
 for k, v in json.load(open(sys.argv[1])).items(): print(k, v)" "$work/torch.json" >>"$R"
+
+say "(e) reduced precision: core loop fp32 / bf16 / int8 and torch quantize_dynamic, same weights and inputs"
+mkdir -p "$work/precision"
+RECSYS_BENCH_MODEL=$work/model/bench_v1.rsm RECSYS_PRECISION_DUMP=$work/precision build/reduced_precision_bench \
+    --benchmark_min_time=$GB_MIN_TIME --benchmark_format=console --benchmark_out_format=json \
+    --benchmark_out="$work/precision.json"
+$PY bench/bench_util.py precision "$work/precision.json" >>"$R"
+$PY bench/reduced_precision_torch.py --dir "$work/precision" --seconds "$TORCH_SECS" --json "$work/precision_torch.json"
+$PY -c "
+import json, sys
+for k, v in json.load(open(sys.argv[1])).items():
+    if not isinstance(v, dict): print('e_' + k, v)" "$work/precision_torch.json" >>"$R"
 
 say "(a) full refresh through SQL"
 echo "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench'):"

@@ -15,6 +15,7 @@ enum class ErrorKind {
     CorruptModel,      // model bytes fail validation (truncated, checksum, inconsistent)
     ProgramLimit,      // a size exceeds what the format or the implementation supports
     InvalidText,       // a string is not valid UTF-8 or holds a control character (model names, vocabulary)
+    FeatureNotSupported,  // this machine cannot do what was asked (a CPU without suitable instructions)
     Internal,          // a bug: should never be reached
 };
 

@@ -22,7 +22,8 @@ LstmForward::LstmForward(const Model &model, size_t max_batch)
       H_(model.hidden),
       P_(model.product_count()),
       S_(model.static_width()),
-      block_(step_block_of(model)) {
+      block_(step_block_of(model)),
+      reduced_(model) {
     if (max_batch == 0) fail(ErrorKind::InvalidParameter, "batch size must be positive");
     // Exactly what buffer_bytes() counts.
     gates_.resize(block_ * max_batch_ * 4 * H_);
@@ -41,7 +42,7 @@ LstmForward::LstmForward(const Model &model, size_t max_batch)
 BatchBytes LstmForward::buffer_bytes(const Model &model) {
     const size_t H = model.hidden, G = 4 * H, L = model.layers.size(), block = step_block_of(model);
     BatchBytes b;
-    b.fixed = L * G * sizeof(float);
+    b.fixed = L * G * sizeof(float) + ReducedPrecisionWeights::bytes_for(model);
     b.per_customer = (block * G + (L > 1 ? block * H : 0) + (L > 2 ? block * H : 0) + 2 * H +
                       (H + model.static_width()) + L * 2 * H) *
                      sizeof(float);
@@ -50,7 +51,7 @@ BatchBytes LstmForward::buffer_bytes(const Model &model) {
 
 size_t LstmForward::allocated_bytes() const {
     return vector_bytes(gates_) + vector_bytes(seq_a_) + vector_bytes(seq_b_) + vector_bytes(h_) + vector_bytes(c_) +
-           vector_bytes(head_in_) + vector_bytes(bias_) + vector_bytes(state_);
+           vector_bytes(head_in_) + vector_bytes(bias_) + vector_bytes(state_) + reduced_.allocated_bytes();
 }
 
 void LstmForward::score(const float *steps, const float *statics, size_t batch, float *scores,
@@ -84,11 +85,11 @@ void LstmForward::advance(const float *steps, size_t n_steps, size_t batch, cons
             const LstmLayer &layer = model_.layers[l];
             float *out_seq = l + 1 == L ? nullptr : (l % 2 == 0 ? seq_a_.data() : seq_b_.data());
 
-            // (gemm_bt: a few rows, e.g. one online customer, skip sgemm's packing; small_batch_gemv.h.)
+            // (project() -> gemm_bt: a few rows, e.g. one online customer, skip sgemm's packing.)
             // Input projections of the block's steps at once: (nt*B x in) x (in x 4H), plus both biases.
             float *gates = gates_.data();
-            gemm_bt(nt * batch, G, input_width, input, input_width, layer.w_ih.data(), input_width,
-                        1.0f, gates, G, poll_, bias_.data() + l * G);
+            project(input, nt * batch, input_width, layer.w_ih.data(), reduced_.w_ih(l), G, gates, G,
+                    bias_.data() + l * G);
 
             // This layer's h and c from the state; a zero state needs no recurrent GEMM at the
             // block's first step.
@@ -103,7 +104,7 @@ void LstmForward::advance(const float *steps, size_t n_steps, size_t batch, cons
             for (size_t t = 0; t < nt; ++t) {
                 float *g = gates + t * batch * G;
                 if (t > 0 || !zero_start)
-                    gemm_bt(batch, G, H_, h_.data(), H_, layer.w_hh.data(), H_, 1.0f, g, G, poll_);
+                    project(h_.data(), batch, H_, layer.w_hh.data(), reduced_.w_hh(l), G, g, G, nullptr);
                 for (size_t b = 0; b < batch; ++b) {
                     const size_t length = lengths ? lengths[b] : n_steps;
                     if (t0 + t < length)  // past this customer's sequence its state is final
@@ -126,6 +127,22 @@ void LstmForward::advance(const float *steps, size_t n_steps, size_t batch, cons
     }
 }
 
+void LstmForward::project(const float *A, size_t M, size_t K, const float *W, const ReducedMatrix *reduced, size_t N,
+                          float *C, size_t ldc, const float *row_init) {
+    if (reduced == nullptr) {
+        gemm_bt(M, N, K, A, K, W, K, 1.0f, C, ldc, poll_, row_init);
+        return;
+    }
+    if (row_init) {
+        const size_t rows_per_poll = std::max<size_t>(1, kPollElements / N);
+        for (size_t r = 0; r < M; ++r) {
+            std::memcpy(C + r * ldc, row_init, N * sizeof(float));
+            if ((r + 1) % rows_per_poll == 0) poll(poll_);
+        }
+    }
+    reduced->multiply_add(reduced_.kernel(), A, K, M, C, ldc, reduced_.scratch(), poll_);
+}
+
 void LstmForward::head(const float *state, const float *statics, size_t batch, float *scores) {
     if (batch > max_batch_) fail(ErrorKind::Internal, "batch larger than the scorer's buffers");
     const size_t D = H_ + S_, SS = state_size();
@@ -134,8 +151,7 @@ void LstmForward::head(const float *state, const float *statics, size_t batch, f
         std::memcpy(head_in_.data() + b * D, last_h + b * SS, H_ * sizeof(float));
         if (S_) std::memcpy(head_in_.data() + b * D + H_, statics + b * S_, S_ * sizeof(float));
     }
-    gemm_bt(batch, P_, D, head_in_.data(), D, model_.dense_w.data(), D, 1.0f, scores, P_, poll_,
-                model_.dense_b.data());
+    project(head_in_.data(), batch, D, model_.dense_w.data(), reduced_.dense(), P_, scores, P_, model_.dense_b.data());
     const size_t rows_per_poll = std::max<size_t>(1, kPollElements / P_);
     for (size_t b0 = 0; b0 < batch; b0 += rows_per_poll) {
         sigmoid_inplace(scores + b0 * P_, std::min(rows_per_poll, batch - b0) * P_);

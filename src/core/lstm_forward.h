@@ -8,6 +8,9 @@
 // (polled_gemm.h) and between groups of cell updates, so a long batch can be stopped within
 // milliseconds. A throwing poll leaves the object usable; run() leaves the caller's state as
 // it was, score() and head() leave their outputs undefined.
+// Precision: a bf16 or int8 model (Model::precision) runs its three products with the
+// reduced-precision kernels (reduced_precision.h); the constructor throws
+// Error(FeatureNotSupported) when this CPU has none for it.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +20,7 @@
 #include "batch_memory.h"
 #include "model.h"
 #include "polled_gemm.h"
+#include "reduced_precision.h"
 
 namespace recsys {
 
@@ -64,6 +68,10 @@ public:
 private:
     // run() on `state` in place.
     void advance(const float *steps, size_t n_steps, size_t batch, const uint32_t *lengths, float *state);
+    // C (M x N, row stride ldc) = row_init + A · Wᵀ, or C += A · Wᵀ without row_init; A is M x K
+    // (stride K), W is N x K: in float32, or with `reduced` (null for a float32 model).
+    void project(const float *A, size_t M, size_t K, const float *W, const ReducedMatrix *reduced, size_t N, float *C,
+                 size_t ldc, const float *row_init);
 
     const Model &model_;
     size_t max_batch_;
@@ -75,6 +83,7 @@ private:
     Buffer<float> head_in_;        // batch x (H + S)
     std::vector<float> bias_;      // layers x 4H: b_ih + b_hh, summed once
     Buffer<float> state_;          // batch x state_size(): scratch for score(), staging for run()
+    ReducedPrecisionWeights reduced_;  // a bf16 or int8 model's packed weights (empty for float32)
 };
 
 }  // namespace recsys

@@ -76,6 +76,15 @@ struct LstmLayer {
     std::vector<float> w_ih, w_hh, b_ih, b_hh;
 };
 
+// The arithmetic a version scores with (docs/reduced-precision.md). Stored in the model bytes,
+// so that a registered version always scores the same way; the float32 weights are kept either
+// way and quantized when a scorer is built.
+enum class WeightPrecision : uint8_t {
+    Fp32 = 0,  // float32 weights and activations (every model before format version 2)
+    Bf16 = 1,  // bfloat16 weights and GEMM inputs, float32 accumulation
+    Int8 = 2,  // int8 weights (per output row) and GEMM inputs (per input row), int32 dot products
+};
+
 // Which months a customer's sequence covers.
 enum class HistoryMode : uint8_t {
     // The T months ending at the customer's latest month (months before are zero steps).
@@ -98,6 +107,7 @@ struct Model {
     std::vector<LstmLayer> layers;
     std::vector<float> dense_w;  // (P x (H + static_width)) row-major
     std::vector<float> dense_b;  // P
+    WeightPrecision precision = WeightPrecision::Fp32;
 
     uint32_t product_count() const { return static_cast<uint32_t>(products.size()); }
     // Per-step input width: products, optional product adds, then dynamic features.

@@ -35,7 +35,8 @@ std::vector<uint8_t> serialize_model(const Model &model) {
     check_model_text(model);  // write nothing that parse_model() would refuse
     ByteWriter w;
     w.bytes(kModelMagic, sizeof kModelMagic);
-    w.u32(kModelFormatVersion);
+    const bool reduced = model.precision != WeightPrecision::Fp32;
+    w.u32(reduced ? kModelFormatVersion : kModelFormatVersionFp32);
     w.u64(0);  // total length, patched below
     w.str(model.source.relation);
     w.str(model.source.id_column);
@@ -43,6 +44,7 @@ std::vector<uint8_t> serialize_model(const Model &model) {
     w.u32(model.window_months);
     w.u32((model.include_product_adds ? kFlagProductAdds : 0u) |
           (model.history == HistoryMode::FromStartMonth ? kFlagFromStartMonth : 0u));
+    if (reduced) w.u8(uint8_t(model.precision));
     w.u32(static_cast<uint32_t>(model.start_month));
     w.u32(model.hidden);
     w.u32(static_cast<uint32_t>(model.layers.size()));
@@ -88,9 +90,10 @@ Model parse_model(const uint8_t *data, size_t length) {
         corrupt("not a recsys model", "The bytes do not start with the magic \"RECSYSLM\".");
     ByteReader header(data + 8, length - 8);
     const uint32_t version = header.u32("format version");
-    if (version != kModelFormatVersion)
+    if (version != kModelFormatVersion && version != kModelFormatVersionFp32)
         fail(ErrorKind::CorruptModel, "unsupported model format version " + std::to_string(version),
-             "This build of recsys reads format version " + std::to_string(kModelFormatVersion) + ".",
+             "This build of recsys reads format versions " + std::to_string(kModelFormatVersionFp32) + " and " +
+                 std::to_string(kModelFormatVersion) + ".",
              "Export the model again with a matching version of recsys.");
     const uint64_t total = header.u64("total length");
     if (total > length)
@@ -117,6 +120,13 @@ Model parse_model(const uint8_t *data, size_t length) {
         corrupt("model is inconsistent", "Unknown flags are set in the header.");
     m.include_product_adds = (flags & kFlagProductAdds) != 0;
     m.history = (flags & kFlagFromStartMonth) ? HistoryMode::FromStartMonth : HistoryMode::SlidingWindow;
+    if (version >= 2) {
+        const uint8_t precision = r.u8("precision");
+        if (precision != uint8_t(WeightPrecision::Bf16) && precision != uint8_t(WeightPrecision::Int8))
+            corrupt("model is inconsistent", "The precision byte is " + std::to_string(precision) +
+                                                 "; format version 2 knows 1 (bf16) and 2 (int8).");
+        m.precision = WeightPrecision(precision);
+    }
     m.start_month = static_cast<int32_t>(r.u32("start month"));
     m.hidden = bounded(r, kMaxHidden, "hidden size");
     const uint32_t layer_count = bounded(r, kMaxLayers, "layer count");

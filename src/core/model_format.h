@@ -16,7 +16,11 @@
 namespace recsys {
 
 constexpr char kModelMagic[8] = {'R', 'E', 'C', 'S', 'Y', 'S', 'L', 'M'};
-constexpr uint32_t kModelFormatVersion = 1;
+// Version 1: float32 models. Version 2 adds one precision byte (WeightPrecision) after the
+// flags; it is written only for a reduced-precision model, so a float32 model's bytes (and
+// checksum) are the same as before, and version 1 bytes load as float32.
+constexpr uint32_t kModelFormatVersion = 2;
+constexpr uint32_t kModelFormatVersionFp32 = 1;
 constexpr size_t kModelMaxBytes = size_t(1) << 30;  // 1 GiB, the largest bytea
 
 std::vector<uint8_t> serialize_model(const Model &model);

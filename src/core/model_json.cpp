@@ -108,6 +108,10 @@ std::string model_spec_json(const Model &m) {
     key(out, "include_product_adds");
     out += m.include_product_adds ? "true" : "false";
     out += ',';
+    if (m.precision != WeightPrecision::Fp32) {  // absent for float32, as before format version 2
+        key(out, "precision");
+        out += m.precision == WeightPrecision::Bf16 ? "\"bf16\"," : "\"int8\",";
+    }
     key(out, "hidden");
     append_uint(out, m.hidden);
     out += ',';

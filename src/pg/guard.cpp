@@ -17,6 +17,7 @@ int sqlstate_of(ErrorKind kind) {
         case ErrorKind::CorruptModel: return ERRCODE_DATA_CORRUPTED;
         case ErrorKind::ProgramLimit: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
         case ErrorKind::InvalidText: return ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
+        case ErrorKind::FeatureNotSupported: return ERRCODE_FEATURE_NOT_SUPPORTED;
         case ErrorKind::Internal: return ERRCODE_INTERNAL_ERROR;
     }
     return ERRCODE_INTERNAL_ERROR;

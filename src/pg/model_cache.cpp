@@ -7,6 +7,7 @@
 #include "guard.h"
 #include "memory_budget.h"
 #include "model_format.h"
+#include "reduced_precision.h"
 #include "settings.h"
 
 namespace recsys::pg {
@@ -292,9 +293,9 @@ std::shared_ptr<LoadedModel> load(const std::string &name, const Resolution &r) 
         m->state.resize(m->continuation->state_size());
     }
     // The parsed weights take about as much as their serialized form; the buffers for one
-    // customer are counted as allocated.
+    // customer are counted as allocated, and so are a bf16 or int8 model's packed weights.
     m->bytes = bytes.size() + sizeof(LoadedModel) + sizeof(float) * (m->steps.size() + m->statics.size() + m->scores.size()) +
-               m->held.size();
+               m->held.size() + ReducedPrecisionWeights::bytes_for(m->model);
     return m;
 }
 

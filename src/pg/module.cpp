@@ -3,6 +3,7 @@
 
 #include "guard.h"
 #include "model_cache.h"
+#include "reduced_precision.h"
 #include "serving_stats.h"
 #include "settings.h"
 
@@ -19,7 +20,19 @@ int fetch_rows = 20000;
 int max_batch_memory_kb = 256 * 1024;
 int parallel_workers = -1;
 double log_sample_rate = 0.0;
+int reduced_precision_kernels = 0;
 }  // namespace recsys::pg::settings
+
+namespace {
+
+const struct config_enum_entry reduced_precision_kernel_options[] = {
+    {"auto", int(recsys::CpuFeatureCap::All), false},
+    {"avx2", int(recsys::CpuFeatureCap::Avx2), false},
+    {"none", int(recsys::CpuFeatureCap::None), false},
+    {nullptr, 0, false},
+};
+
+}  // namespace
 
 void _PG_init(void) {
     using namespace recsys::pg;
@@ -67,6 +80,16 @@ void _PG_init(void) {
         "0: the calling backend scores alone. Fewer start when max_parallel_workers or max_worker_processes has no "
         "room, and none for a small relation, a temporary table or a view; the calling backend scores what they do not.",
         &settings::parallel_workers, -1, -1, 1024, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    // PGC_SUSET although it can only take instructions away (never lets a kernel run on a CPU
+    // without them): slowing every reduced-precision model of a session down, or failing it,
+    // is a superuser's decision. It applies to scorers built after it is set (a backend's
+    // cached single-customer scorer keeps its kernel until the model leaves the cache).
+    DefineCustomEnumVariable(
+        "recsys.reduced_precision_kernels", "Which CPU instructions the bf16 and int8 scoring kernels may use.",
+        "auto: the best this CPU has (AVX-512 BF16 or VNNI, else AVX2 with FMA); avx2: never AVX-512; none: no "
+        "kernel, so bf16 and int8 models fail with 0A000 as on a CPU without those instructions.",
+        &settings::reduced_precision_kernels, 0, reduced_precision_kernel_options, PGC_SUSET, 0, nullptr,
+        [](int value, void *) { recsys::set_cpu_feature_cap(recsys::CpuFeatureCap(value)); }, nullptr);
     // recsys.serving_stats*; with shared_preload_libraries = 'recsys', its shared memory and hooks.
     serving::init_module();
     MarkGUCPrefixReserved("recsys");

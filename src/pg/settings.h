@@ -11,4 +11,6 @@ extern int max_batch_memory_kb;  // recsys.max_batch_memory: batch buffers one c
 extern int parallel_workers;  // recsys.parallel_workers: workers score_all starts (-1: one fewer than the CPUs)
 extern double log_sample_rate;  // recsys.log_sample_rate: share of online calls logged in recsys.prediction_log
 
+extern int reduced_precision_kernels;  // recsys.reduced_precision_kernels: auto, avx2 or none (a cap)
+
 }  // namespace recsys::pg::settings

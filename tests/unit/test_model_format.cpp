@@ -141,7 +141,7 @@ TEST(ModelFormat, RoundTripPreservesEverything) {
     ASSERT_NO_THROW(m.validate());
     const std::vector<uint8_t> bytes = serialize_model(m);
     ASSERT_EQ(std::memcmp(bytes.data(), "RECSYSLM", 8), 0);
-    EXPECT_EQ(get_u32(bytes, 8), kModelFormatVersion);
+    EXPECT_EQ(get_u32(bytes, 8), kModelFormatVersionFp32);  // a float32 model keeps format version 1
     EXPECT_EQ(get_u32(bytes, 12), bytes.size());
     EXPECT_EQ(get_u32(bytes, 16), 0u);
     EXPECT_EQ(get_u32(bytes, dims_offset(m) + 12), m.hidden);
@@ -275,7 +275,7 @@ TEST(ModelFormat, WrongMagicRefused) {
 }
 
 TEST(ModelFormat, WrongVersionRefused) {
-    for (uint32_t version : {0u, 2u, 0xffffffffu}) {
+    for (uint32_t version : {0u, 3u, 0xffffffffu}) {
         std::vector<uint8_t> bytes = serialize_model(small_model());
         put_u32(bytes, 8, version);
         reseal(bytes);  // only the version is wrong

@@ -60,7 +60,7 @@ SELECT recsys.register_model('reg_bad', substring(model from 1 for length(model)
 SELECT recsys.register_model('reg_bad', model || '\x00'::bytea) FROM reg.blobs WHERE seed = 1;
 SELECT recsys.register_model('reg_bad', overlay(model placing '\xff'::bytea from 200 for 1)) FROM reg.blobs WHERE seed = 1;
 SELECT recsys.register_model('reg_bad', overlay(model placing 'XECSYSLM'::bytea from 1 for 8)) FROM reg.blobs WHERE seed = 1;
-SELECT recsys.register_model('reg_bad', overlay(model placing '\x02000000'::bytea from 9 for 4)) FROM reg.blobs WHERE seed = 1;
+SELECT recsys.register_model('reg_bad', overlay(model placing '\x03000000'::bytea from 9 for 4)) FROM reg.blobs WHERE seed = 1;
 SELECT count(*) AS bad_registered FROM recsys.models WHERE name = 'reg_bad';
 
 -- Model files on the server: only with pg_read_server_files.
