@@ -143,6 +143,12 @@ def report(path):
     row("(c) torch batch-1 forward latency, 1 thread (p50)", num("c_b1_us_p50"), "us")
     row(f"(d) sgemm bound: {fmt(num('sgemm_gflops'))} GFLOP/s ({r.get('sgemm_shape', '?')}) / "
         f"{num('flops_per_customer') / 1e6:.2f} MFLOP per customer", num("d_bound"), "cust/s")
+    row("training, examples/s, recsys vs torch (same step, batches and weights, 1 thread; per CPU second)",
+        num("train_recsys_cpu_eps"), "ex/s", num("train_torch_cpu_eps"), "torch training step")
+    row("training, examples/s, recsys vs torch (the same runs, per wall second)", num("train_recsys_eps"),
+        "ex/s", num("train_torch_eps"), "torch training step")
+    row("training, loss curve: largest relative difference recsys vs torch, all steps", r.get("train_loss_maxrel", "n/a"),
+        ratio="final (mean of last 10) recsys / torch: " + r.get("train_loss_final", "n/a"))
     row("(a) 1 conn / (c) torch 1 thr b1024", num("a1_cps") / c1 if c1 else float("nan"), "x")
     row("(b) / (c) torch 1 thr b1024", num("b_best") / c1 if c1 else float("nan"), "x")
     row("(b) / (d)", num("b_best") / num("d_bound") if num("d_bound") else float("nan"), "x")

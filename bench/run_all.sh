@@ -13,6 +13,7 @@
 #   (a) full refresh through SQL, 1 connection and 2 sharded connections
 #   (b) the core LSTM scoring loop alone, (d) the sgemm-bound rate (build/lstm_scoring_bench)
 #   (c) torch on the same weights
+#   the training step against torch's (same batches, weights, loss, clipping, Adam; bench/training_vs_torch.sh)
 #   online: pgbench recommend() vs the bare 17-row fetch, and a Python HTTP scoring service
 #   shadow scoring's cost per recommend() (bench/shadow_cost.sh, v2 as the shadow of v1)
 #   the prediction log's cost per recommend() and a refresh's cost of keeping its prediction set
@@ -128,6 +129,9 @@ $PY bench/torch_reference.py bench --dir "$work/model" --seconds "$TORCH_SECS" -
 $PY -c "
 import json, sys
 for k, v in json.load(open(sys.argv[1])).items(): print(k, v)" "$work/torch.json" >>"$R"
+
+say "training step: recsys.train()'s step vs the same step in torch (bench/training_vs_torch.sh)"
+RECSYS_TRAIN_RESULTS="$R" RECSYS_BENCH_QUICK="$quick" bash bench/training_vs_torch.sh
 
 say "(a) full refresh through SQL"
 echo "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench'):"
