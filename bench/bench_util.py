@@ -174,6 +174,12 @@ def report(path):
         row(f"(e) torch quantize_dynamic int8, batch {b}, max |score diff| {num('e_torch_dynamic_int8_max_abs_diff'):.3g}",
             num(f"e_torch_dynamic_int8_customers_per_s_b{b}"), "cust/s", num(f"e_torch_fp32_customers_per_s_b{b}"),
             "torch fp32 same run")
+    row("training, examples/s, recsys vs torch (same step, batches and weights, 1 thread; per CPU second)",
+        num("train_recsys_cpu_eps"), "ex/s", num("train_torch_cpu_eps"), "torch training step")
+    row("training, examples/s, recsys vs torch (the same runs, per wall second)", num("train_recsys_eps"),
+        "ex/s", num("train_torch_eps"), "torch training step")
+    row("training, loss curve: largest relative difference recsys vs torch, all steps", r.get("train_loss_maxrel", "n/a"),
+        ratio="final (mean of last 10) recsys / torch: " + r.get("train_loss_final", "n/a"))
     row("(a) 1 conn / (c) torch 1 thr b1024", num("a1_cps") / c1 if c1 else float("nan"), "x")
     row("(b) / (c) torch 1 thr b1024", num("b_best") / c1 if c1 else float("nan"), "x")
     row("(b) / (d)", num("b_best") / num("d_bound") if num("d_bound") else float("nan"), "x")

@@ -16,6 +16,7 @@
 #   (c) torch on the same weights
 #   (e) reduced precision: the core loop in fp32, bf16 and int8 (build/reduced_precision_bench)
 #       and torch's quantize_dynamic on the same weights (bench/reduced_precision_torch.py)
+#   the training step against torch's (same batches, weights, loss, clipping, Adam; bench/training_vs_torch.sh)
 #   online: pgbench recommend() vs the bare 17-row fetch, and a Python HTTP scoring service
 #   shadow scoring's cost per recommend() (bench/shadow_cost.sh, v2 as the shadow of v1)
 #   the prediction log's cost per recommend() and a refresh's cost of keeping its prediction set
@@ -146,6 +147,8 @@ $PY -c "
 import json, sys
 for k, v in json.load(open(sys.argv[1])).items():
     if not isinstance(v, dict): print('e_' + k, v)" "$work/precision_torch.json" >>"$R"
+say "training step: recsys.train()'s step vs the same step in torch (bench/training_vs_torch.sh)"
+RECSYS_TRAIN_RESULTS="$R" RECSYS_BENCH_QUICK="$quick" bash bench/training_vs_torch.sh
 
 say "(a) full refresh through SQL"
 echo "EXPLAIN (COSTS OFF) SELECT count(*) FROM recsys.score_all('bench'):"
