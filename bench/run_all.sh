@@ -18,6 +18,7 @@
 #   the prediction log's cost per recommend() and a refresh's cost of keeping its prediction set
 #   (bench/prediction_log_cost.sh)
 #   the serving statistics' cost per recommend() (bench/serving_stats_cost.sh, recsys.serving_stats on/off)
+#   recommend() at 64 clients through pgbouncer vs 64 direct connections (bench/pgbouncer_bench.sh)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -272,6 +273,11 @@ PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_PLOG_DB=postgres RECSYS_PLOG_M
 say "serving statistics: recommend() with recsys.serving_stats on and off (same loop, alternating rounds)"
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_STATS_DB=postgres RECSYS_STATS_MODEL=bench \
     RECSYS_STATS_IDS="$FIRST_ID $LAST_ID" RECSYS_STATS_RESULTS="$R" bash bench/serving_stats_cost.sh
+
+say "many clients: recommend() at 64 clients through pgbouncer (transaction pooling, pool of 8) vs 64 direct connections"
+PGBIN=$PGBIN PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_PGB_DB=postgres RECSYS_PGB_MODEL=bench \
+    RECSYS_PGB_IDS="$FIRST_ID $LAST_ID" RECSYS_PGB_SECONDS=$SECS RECSYS_PGB_PORT=$((PORT + 11)) \
+    RECSYS_PGB_RESULTS="$R" bash bench/pgbouncer_bench.sh
 
 say "(iii) Python scoring service (bench/python_scoring_service.py) loaded by bench/http_load.py"
 $PY bench/python_scoring_service.py --dsn "$DSN" --dir "$work/model" --port "$HTTP_PORT" >"$work/service.log" 2>&1 &
