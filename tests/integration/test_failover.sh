@@ -98,6 +98,9 @@ if ! autoctl create monitor --pgctl "$PGBIN/pg_ctl" --pgdata "$tmp/monitor" --pg
     not_ok "pg_autoctl create monitor"
     finish
 fi
+# The monitor listens on every address by default; the test keeps it on the loopback.
+autoctl config set --pgdata "$tmp/monitor" postgresql.listen_addresses 127.0.0.1 >/dev/null 2>&1 ||
+    not_ok "pg_autoctl config set postgresql.listen_addresses on the monitor"
 start_service monitor run --pgdata "$tmp/monitor"
 monitor_uri="postgres://autoctl_node@127.0.0.1:$monitor_port/pg_auto_failover?sslmode=disable"
 monitor_ready() { psql_at "$monitor_uri" -c "SELECT 1" >/dev/null 2>&1; }
