@@ -64,14 +64,19 @@ cleanup() {
     for name in node2 node1 monitor; do
         [ -d "$tmp/$name" ] && as_postgres "${autoctl_env[@]}" timeout 30 "$PG_AUTOCTL" stop --pgdata "$tmp/$name" >/dev/null 2>&1
     done
-    sleep 1
     for name in node2 node1 monitor; do
         local pid
         pid=$(keeper_pid "$name")
+        # A stopping keeper stops its PostgreSQL (fast) first: give it 20 s, then kill it.
+        for _ in $(seq 200); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
         if [ -f "$tmp/$name/postmaster.pid" ]; then
             as_postgres "$PGBIN/pg_ctl" -D "$tmp/$name" -m immediate -w stop >/dev/null 2>&1
         fi
+    done
+    # pg_autoctl stop returns before PostgreSQL has finished its shutdown checkpoint.
+    for name in node2 node1 monitor; do
+        for _ in $(seq 100); do [ -f "$tmp/$name/postmaster.pid" ] || break; sleep 0.1; done
     done
     [ -n "${RECSYS_FAILOVER_KEEP:-}" ] && { echo "kept the logs in $tmp"; return; }
     rm -rf "$tmp"
