@@ -202,6 +202,10 @@ def report(path):
             row(f"online recommend() latency {p} vs Python service, {c} client(s)", rl, "ms", pl, "Python service")
     row("server-side recommend(), DO loop over 10,000 random ids", num("srv_rec_us"), "us/call",
         num("srv_bare_us"), "bare fetch in same loop")
+    row(f"64 clients through pgbouncer (transaction pooling, pool {r.get('pgbouncer_pool', '?')}): recommend() TPS",
+        num("pgbouncer_c64_tps"), "tps", num("direct_c64_tps"), "64 direct connections")
+    row("64 clients through pgbouncer: recommend() latency p99", num("pgbouncer_c64_p99_ms"), "ms",
+        num("direct_c64_p99_ms"), "64 direct connections")
     row("promote during pgbench: failed transactions", r.get("promote_failed", "n/a"), "",
         ratio=r.get("promote_check", ""))
     row("backend RssAnon increment after loading 'bench' (1st recommend + 200 calls)",

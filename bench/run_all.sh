@@ -25,6 +25,7 @@
 #   advance_month against the full recompute per way of keeping recsys.customer_states
 #   (bench/advance_month_cost.sh, at RECSYS_ADVANCE_CUSTOMERS, default a tenth of the customers)
 #   recommend() of a from-start model from stored states vs the bare fetch (bench/online_state_cost.sh)
+#   recommend() at 64 clients through pgbouncer vs 64 direct connections (bench/pgbouncer_bench.sh)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -315,6 +316,11 @@ PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres PGBIN=$PGBIN RECSYS_ONLINE_DB=postgre
 say "serving statistics: recommend() with recsys.serving_stats on and off (same loop, alternating rounds)"
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_STATS_DB=postgres RECSYS_STATS_MODEL=bench \
     RECSYS_STATS_IDS="$FIRST_ID $LAST_ID" RECSYS_STATS_RESULTS="$R" bash bench/serving_stats_cost.sh
+
+say "many clients: recommend() at 64 clients through pgbouncer (transaction pooling, pool of 8) vs 64 direct connections"
+PGBIN=$PGBIN PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_PGB_DB=postgres RECSYS_PGB_MODEL=bench \
+    RECSYS_PGB_IDS="$FIRST_ID $LAST_ID" RECSYS_PGB_SECONDS=$SECS RECSYS_PGB_PORT=$((PORT + 11)) \
+    RECSYS_PGB_RESULTS="$R" bash bench/pgbouncer_bench.sh
 
 say "(iii) Python scoring service (bench/python_scoring_service.py) loaded by bench/http_load.py"
 $PY bench/python_scoring_service.py --dsn "$DSN" --dir "$work/model" --port "$HTTP_PORT" >"$work/service.log" 2>&1 &

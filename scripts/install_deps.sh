@@ -6,6 +6,7 @@ packages=(
     g++ cmake make pkg-config
     clang-14 libclang-rt-14-dev
     postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron
+    postgresql-15-auto-failover pgbouncer
     libeigen3-dev libopenblas-dev libgtest-dev libbenchmark-dev
     python3-torch python3-numpy python3-psycopg2 python3-onnx
 )
@@ -24,3 +25,8 @@ echo "recsys: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The tests run pgbouncer privately (scripts/pgbouncer.sh); where an init system started the
+# package's own service on port 6432, stop it and keep it off.
+if [[ " ${missing[*]} " == *" pgbouncer "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+fi

@@ -104,6 +104,13 @@ run_integration "lifecycle" tests/integration/test_lifecycle.sh
 # Starts its own cluster (recsys preloaded, for serving_stats) on RECSYS_MONITORING_PORT (default
 # 55435), and one without the preload on the next port.
 run_integration "monitoring" tests/integration/test_monitoring.sh
+# Scale-out (docs/scale-out.md), each with its own clusters on its own ports, all stopped at
+# the end: a hot standby (RECSYS_REPLICA_PORT, default 55570, and the next port); pg_auto_failover
+# with a monitor and two nodes (RECSYS_FAILOVER_PORT, default 55575, and the next two); pgbouncer
+# in front of a cluster (RECSYS_PGBOUNCER_TEST_PORT, default 55580, and the next port).
+run_integration "replicas" tests/integration/test_replicas.sh
+run_integration "failover" tests/integration/test_failover.sh
+run_integration "pgbouncer" tests/integration/test_pgbouncer.sh
 run_integration "torch parity" /usr/bin/python3 tests/integration/test_torch_parity.py --cli build/recsys_model_cli
 for t in tests/integration/test_*.py; do
     case "$t" in */test_torch_parity.py) continue ;; esac
