@@ -62,7 +62,9 @@ CREATE FUNCTION recsys_proxy.shard_dsns() RETURNS TABLE (shard integer, dsn text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT substr(split_part(o, '=', 1), 2)::integer,
-           substr(o, strpos(o, '=') + 1) || ' user=' || quote_ident(current_user::text) || ' application_name=recsys_proxy'
+           -- a libpq keyword value in single quotes, with \ and ' escaped by a backslash
+           substr(o, strpos(o, '=') + 1) || ' user=''' || replace(replace(current_user::text, E'\\', E'\\\\'), '''', E'\\''')
+               || ''' application_name=recsys_proxy'
       FROM pg_foreign_server s, unnest(s.srvoptions) o
      WHERE s.srvname = 'recsys_shards' AND o ~ '^p[0-9]+='
      ORDER BY 1
