@@ -176,6 +176,9 @@ def report(path):
     row("PL/Proxy: recommend() through recsys_proxy.recommend, 1 client (proxy and 2 shards share the CPUs: "
         "overhead, not scaling)", num("plproxy_proxy_ms"), "ms", num("plproxy_direct_ms"), "direct on the shard",
         ratio=f"+{fmt(num('plproxy_overhead_us'))} us/call")
+    row("PL/Proxy: CPU per recommend() through recsys_proxy.recommend (proxy + shard backends, DO loop)",
+        num("plproxy_cpu_proxy_us"), "us", num("plproxy_cpu_direct_us"), "direct on the shard",
+        ratio=f"+{fmt(num('plproxy_cpu_overhead_us'))} us/call")
     row("PL/Proxy: refresh_recommendations(), 20,000 customers on 2 shards at once (same machine: not scaling)",
         num("plproxy_refresh_sharded_s"), "s", num("plproxy_refresh_single_s"), "one server")
     print("| measure | value | reference | ratio |")

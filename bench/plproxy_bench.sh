@@ -99,6 +99,68 @@ diff_median() {  # MODE: median over rounds of (MODE - direct) in microseconds
 plproxy_over_us=$(diff_median plproxy)
 proxy_over_us=$(diff_median proxy)
 
+# The same in CPU time, which a loaded machine disturbs far less than latency: a DO loop of
+# RECSYS_BENCH_CALLS calls (default 500, the same random ids in every mode: setseed) in one
+# session, reading the backend's own /proc/self/schedstat (run time in ns) before and after; for
+# the proxy modes also the shard backend that PL/Proxy's connection runs on (/proc/PID/schedstat
+# read on the shard). Overhead = proxy backend + its shard backend - the direct call.
+calls=${RECSYS_BENCH_CALLS:-500}
+# Writes the CPU time (ns) of PL/Proxy's backend on shard 0 to $1; "find" first looks it up (the
+# newest client backend there other than this one's).
+cat >"$work/shard_cpu.sh" <<EOF
+#!/bin/sh
+q() { "$PGBIN/psql" -XAtq -U postgres -h "${shard_dirs[0]}" -p "${ports[0]}" -d recsys_shard -c "\$1"; }
+[ "\$2" = find ] && q "SELECT pid FROM pg_stat_activity WHERE datname = 'recsys_shard' AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1" >"$work/pid.txt"
+q "SELECT split_part(pg_read_file('/proc/' || \$(cat "$work/pid.txt") || '/schedstat'), ' ', 1)" >"\$1"
+EOF
+cpu_round() {  # MODE -> "own_cpu_us shard_cpu_us wall_us" per call
+    local call out
+    case "$1" in
+        direct) call="recsys.recommend(id)" ;;
+        plproxy) call="recsys_proxy.shard_recommend(id, 7, 'default', 1)" ;;
+        proxy) call="recsys_proxy.recommend(id)" ;;
+    esac
+    {
+        echo "SELECT $call FROM bench_ids WHERE n = 1;"   # warm: model cached, PL/Proxy connected
+        if [ "$1" != direct ]; then echo "\\! sh $work/shard_cpu.sh $work/shard_c0.txt find"; fi
+        echo "SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c0, clock_timestamp() AS t0 \\gset"
+        # The id drawn first: random() in the WHERE clause would make it a sequential scan.
+        echo "DO \$\$ DECLARE x text[]; j bigint; BEGIN PERFORM setseed(0.42);"
+        echo "  FOR i IN 1..$calls LOOP j := 1 + floor(random() * $nids)::bigint;"
+        echo "    SELECT $call INTO x FROM bench_ids WHERE n = j; END LOOP; END \$\$;"
+        echo "SELECT (split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - :c0) / $calls / 1000.0,"
+        echo "       extract(epoch FROM clock_timestamp() - :'t0') * 1e6 / $calls;"
+        if [ "$1" != direct ]; then echo "\\! sh $work/shard_cpu.sh $work/shard_c1.txt"; fi
+    } >"$work/round.sql"
+    if [ "$1" = direct ]; then
+        out=$(qs 0 -F ' ' -f "$work/round.sql" | tail -n 1)
+        echo "$out 0 0"
+    else
+        out=$(qp -F ' ' -f "$work/round.sql" | tail -n 1)
+        echo "$out $(cat "$work/shard_c0.txt") $(cat "$work/shard_c1.txt")"
+    fi | awk -v n="$calls" '{ printf "%.1f %.1f %.1f\n", $1, ($4 - $3) / n / 1000, $2 }'
+}
+: >"$work/cpu.txt"
+for r in $(seq 1 "$rounds"); do
+    line=""
+    for i in 0 1 2; do
+        m=${modes[$(((i + r) % 3))]}
+        read -r own shard wall <<<"$(cpu_round "$m")"
+        line="$line $m=$own+$shard wall_$m=$wall"
+        echo "$m $own $shard $wall" >>"$work/cpu.txt"
+    done
+    echo "cpu round $r ($calls calls; us/call, own+shard backend):$line"
+done
+cpu_field() { awk -v m="$1" -v f="$2" '$1 == m { print $f }' "$work/cpu.txt" | median; }
+cpu_total() { awk -v m="$1" '$1 == m { print $2 + $3 }' "$work/cpu.txt" | median; }
+direct_cpu=$(cpu_total direct)
+plproxy_cpu=$(cpu_total plproxy)
+proxy_cpu=$(cpu_total proxy)
+proxy_own=$(cpu_field proxy 2)
+plproxy_own=$(cpu_field plproxy 2)
+cpu_over_proxy=$(awk -v a="$proxy_cpu" -v b="$direct_cpu" 'BEGIN { printf "%.1f", a - b }')
+cpu_over_plproxy=$(awk -v a="$plproxy_cpu" -v b="$direct_cpu" 'BEGIN { printf "%.1f", a - b }')
+
 # Refresh: through the proxy (two shards at once) against the single server, alternating.
 : >"$work/refresh.txt"
 for r in 1 2 3; do
@@ -117,6 +179,10 @@ printf '| recommend() through recsys_proxy.recommend (pin looked up on the proxy
     "$proxy_ms" "$direct_ms" "$proxy_over_us"
 printf '| recommend() through the bare PL/Proxy function (version given), 1 client | %s ms | %s ms (direct on the shard) | +%s us/call |\n' \
     "$plproxy_ms" "$direct_ms" "$plproxy_over_us"
+printf '| CPU per recommend() call through recsys_proxy.recommend (proxy backend %s us + shard backend), DO loop | %s us | %s us (direct on the shard) | +%s us/call |\n' \
+    "$proxy_own" "$proxy_cpu" "$direct_cpu" "$cpu_over_proxy"
+printf '| CPU per recommend() call through the bare PL/Proxy function (proxy backend %s us + shard backend), DO loop | %s us | %s us (direct on the shard) | +%s us/call |\n' \
+    "$plproxy_own" "$plproxy_cpu" "$direct_cpu" "$cpu_over_plproxy"
 printf '| refresh_recommendations(), %s customers: 2 shards at once through the proxy | %s s | %s s (one server, every customer) | %s |\n' \
     "$customers" "$refresh_sharded" "$refresh_single" "$(awk -v a="$refresh_sharded" -v b="$refresh_single" 'BEGIN { printf "%.2fx", a / b }')"
 echo
@@ -128,6 +194,9 @@ if [ -n "${RECSYS_PLPROXY_RESULTS:-}" ]; then
         echo "plproxy_bare_ms $plproxy_ms"
         echo "plproxy_overhead_us $proxy_over_us"
         echo "plproxy_bare_overhead_us $plproxy_over_us"
+        echo "plproxy_cpu_direct_us $direct_cpu"
+        echo "plproxy_cpu_proxy_us $proxy_cpu"
+        echo "plproxy_cpu_overhead_us $cpu_over_proxy"
         echo "plproxy_refresh_sharded_s $refresh_sharded"
         echo "plproxy_refresh_single_s $refresh_single"
     } >>"$RECSYS_PLPROXY_RESULTS"

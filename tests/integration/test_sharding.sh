@@ -27,7 +27,7 @@ export PGBIN
 port=${RECSYS_SHARD_PORT:-55465}
 customers=${RECSYS_SHARD_CUSTOMERS:-10000}
 export OPENBLAS_NUM_THREADS=1
-export PGUSER=postgres PGOPTIONS="-c client_min_messages=warning"
+export PGUSER=postgres PGOPTIONS="-c client_min_messages=warning -c lock_timeout=60s"
 started=$(date +%s)
 
 passed=0
@@ -54,6 +54,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' TERM INT   # a timeout or ^C still runs cleanup (EXIT)
 
 check() {  # check DESCRIPTION FUNCTION SQL-returning-boolean
     local got
