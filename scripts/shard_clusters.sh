@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced, not run: the three private clusters of a two-shard recsys behind PL/Proxy, as the
 # sharding test (tests/integration/test_sharding.sh) and benchmark (bench/plproxy_bench.sh) build
 # them (docs/scale-out.md, "Sharding with PL/Proxy"):

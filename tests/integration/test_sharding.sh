@@ -245,8 +245,8 @@ SELECT (SELECT array_agg(status || ':' || production_version ORDER BY shard) FRO
 prepared_on() { qs "$1" -c "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'recsys\_proxy\_%'"; }
 crash_proxy_at() {  # POINT SQL: runs SQL paused at POINT, crashes the proxy (immediate stop) there, restarts it
     qp -c "SET recsys_proxy.pause_at = '$1'" -c "SET recsys_proxy.pause_seconds = 30" -c "$2" >/dev/null 2>&1 &
-    local call=$! i
-    for i in $(seq 1 100); do
+    local call=$!
+    for _ in $(seq 1 100); do
         if [ "$1" = prepared ]; then
             [ "$(prepared_on 0)" = 1 ] && [ "$(prepared_on 1)" = 1 ] && break
         else
@@ -271,8 +271,8 @@ SELECT (SELECT array_agg(prepared_transactions || ':' || status ORDER BY shard) 
            = '{1:in doubt,1:in doubt}'
        AND (SELECT state FROM recsys_proxy.transactions ORDER BY id DESC LIMIT 1) = 'preparing'"
 got=$(sqlstate_of qp "CALL recsys_proxy.promote('default', 1, force => true, reason => 'must wait')")
-[ "$got" = 55000 ] && ok "a new registry change is refused while one is in doubt (55000)" ||
-    not_ok "registry change while in doubt: got $got, expected 55000"
+if [ "$got" = 55000 ]; then ok "a new registry change is refused while one is in doubt (55000)"
+else not_ok "registry change while in doubt: got $got, expected 55000"; fi
 check "serving goes on while in doubt (pinned v2 on both shards)" qp "
 SELECT array_agg(products::text ORDER BY customer_id) = (SELECT v2 FROM expected)
   FROM recsys_proxy.recommend_many(ARRAY[$c0, $c1]::bigint[])"
@@ -319,8 +319,8 @@ SELECT recsys_proxy.recommend($c0) = (SELECT products FROM reference_v1 WHERE cu
        AND (SELECT count(*) FROM recsys_proxy.recommend_many(
                 ARRAY(SELECT customer_id FROM reference_v1 WHERE recsys_proxy.shard_of(customer_id, 2) = 0 LIMIT 100))) = 100"
 got=$(sqlstate_of qp "SELECT count(*) FROM recsys_proxy.recommend_many(ARRAY[$c0, $c1]::bigint[])")
-[ "$got" = 08006 ] && ok "shard 1 down: recommend_many over customers of both shards fails with 08006" ||
-    not_ok "shard 1 down: recommend_many over both shards gave $got, expected 08006"
+if [ "$got" = 08006 ]; then ok "shard 1 down: recommend_many over customers of both shards fails with 08006"
+else not_ok "shard 1 down: recommend_many over both shards gave $got, expected 08006"; fi
 check "shard 1 down: shard_status says unreachable for shard 1 only" qp "
 SELECT array_agg(status ORDER BY shard) = '{ok,unreachable}' FROM recsys_proxy.shard_status()"
 got=$(sqlstate_of qp "CALL recsys_proxy.promote('default', 2, force => true, reason => 'shard down')")
