@@ -47,6 +47,7 @@ t0=$(date +%s)
 shard_clusters_start "$work" "$port" "$customers" >"$work/setup.log" 2>&1 || { cat "$work/setup.log"; exit 1; }
 qr -c "SELECT encode(recsys.untrained_model('santander.snapshots', window_months => 16, hidden => 128, seed => 1), 'hex')" \
     >"$work/model.hex"
+chmod a+r "$work/model.hex"   # read by the servers (pg_read_file), which run as postgres
 qr -c "SELECT recsys.register_model('default', decode(pg_read_file('$work/model.hex'), 'hex'))" \
    -c "SELECT recsys.promote('default', 1, force => true, reason => 'benchmark')" >/dev/null
 qp -c "CALL recsys_proxy.register_model('default', decode(pg_read_file('$work/model.hex'), 'hex'))" \
@@ -58,6 +59,7 @@ echo "set up in $(($(date +%s) - t0)) s: $(qs 0 -c "SELECT count(DISTINCT ncodpe
 qs 0 -c "CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY ncodpers) AS n, ncodpers AS id
           FROM (SELECT DISTINCT ncodpers FROM santander.snapshots) s" -c "ALTER TABLE bench_ids ADD PRIMARY KEY (n)"
 qs 0 -c "COPY bench_ids TO STDOUT" >"$work/ids.txt"
+chmod a+r "$work/ids.txt"
 qp -c "CREATE TABLE bench_ids (n bigint PRIMARY KEY, id bigint)" -c "COPY bench_ids FROM '$work/ids.txt'"
 nids=$(wc -l <"$work/ids.txt")
 cat >"$work/direct.sql" <<EOF

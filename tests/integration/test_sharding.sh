@@ -94,6 +94,7 @@ fi
 for seed in 1 2; do
     qr -c "SELECT encode(recsys.untrained_model('santander.snapshots', window_months => 6, hidden => 16, seed => $seed), 'hex')" \
         >"$work/model$seed.hex"
+    chmod a+r "$work/model$seed.hex"   # read by the servers (pg_read_file), which run as postgres
 done
 ref_out=$(qr -c "SELECT recsys.register_model('default', decode(pg_read_file('$work/model1.hex'), 'hex'))" \
              -c "SELECT recsys.register_model('default', decode(pg_read_file('$work/model2.hex'), 'hex'))" \
