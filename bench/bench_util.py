@@ -213,6 +213,15 @@ def report(path):
     row("backend VmRSS increment (incl. shared pages touched)", num("mem_VmRSS_delta_kb") / 1024, "MiB",
         num("mem_VmRSS_before_kb") / 1024, "fresh backend")
     row("100 connections x RssAnon increment", num("mem_RssAnon_delta_kb") * 100 / 1024, "MiB")
+    # bench/plproxy_bench.sh: every cluster on this one machine, so overhead and correctness, not scaling.
+    row("PL/Proxy: recommend() through recsys_proxy.recommend, 1 client (proxy and 2 shards share the CPUs: "
+        "overhead, not scaling)", num("plproxy_proxy_ms"), "ms", num("plproxy_direct_ms"), "direct on the shard",
+        ratio=f"+{fmt(num('plproxy_overhead_us'))} us/call")
+    row("PL/Proxy: CPU per recommend() through recsys_proxy.recommend (proxy + shard backends, DO loop)",
+        num("plproxy_cpu_proxy_us"), "us", num("plproxy_cpu_direct_us"), "direct on the shard",
+        ratio=f"+{fmt(num('plproxy_cpu_overhead_us'))} us/call")
+    row("PL/Proxy: refresh_recommendations(), 20,000 customers on 2 shards at once (same machine: not scaling)",
+        num("plproxy_refresh_sharded_s"), "s", num("plproxy_refresh_single_s"), "one server")
     print("| measure | value | reference | ratio |")
     print("|---|---|---|---|")
     for line in rows:

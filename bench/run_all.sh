@@ -27,6 +27,9 @@
 #   recommend() of a from-start model from stored states vs the bare fetch (bench/online_state_cost.sh)
 #   recommend() at 64 clients through pgbouncer vs 64 direct connections (bench/pgbouncer_bench.sh)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
+#   PL/Proxy shards (bench/plproxy_bench.sh, three clusters of its own on RECSYS_BENCH_PORT + 20 ..
+#   + 22, 20000 customers): recommend() through the proxy vs direct on a shard, and a refresh on
+#   2 shards vs one server; on this 2-core machine overhead and correctness, not scaling.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -377,6 +380,10 @@ put promote_check "session sees v$V2 on its next statement: $after_v2/50 = v$V2,
 
 say "memory of one backend before and after loading the model"
 $PY bench/bench_util.py memory "$DSN" bench "$FIRST_ID" | tee -a "$R"
+
+say "PL/Proxy shards: recommend() through the proxy vs direct on a shard; refresh on 2 shards vs one server"
+PGBIN=$PGBIN RECSYS_PLPROXY_PORT=$((PORT + 20)) RECSYS_BENCH_CUSTOMERS=20000 RECSYS_BENCH_SECONDS=$SECS \
+    RECSYS_PLPROXY_RESULTS="$R" bash bench/plproxy_bench.sh || echo "bench/plproxy_bench.sh failed; its rows read n/a"
 
 say "results ($cpu_model, $cpus CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "Machine: $cpu_model, $cpus CPUs ($(lscpu | sed -n 's/^Core(s) per socket:[[:space:]]*//p' | head -n1) cores/socket); date: $(date -u '+%Y-%m-%d %H:%M UTC');"

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
     g++ cmake make pkg-config
     clang-14 libclang-rt-14-dev
-    postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron
+    postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron postgresql-15-plproxy
     postgresql-15-auto-failover pgbouncer
     libeigen3-dev libopenblas-dev libgtest-dev libbenchmark-dev
     python3-torch python3-numpy python3-psycopg2 python3-onnx

@@ -111,6 +111,10 @@ run_integration "monitoring" tests/integration/test_monitoring.sh
 run_integration "replicas" tests/integration/test_replicas.sh
 run_integration "failover" tests/integration/test_failover.sh
 run_integration "pgbouncer" tests/integration/test_pgbouncer.sh
+# Starts three clusters of its own (a PL/Proxy proxy with a single-node reference, two shards with
+# max_prepared_transactions) on RECSYS_SHARD_PORT (default 55465) .. +2; about 1.5 minutes, cut
+# off after 10 (its trap stops the clusters).
+run_integration "sharding" timeout 600 tests/integration/test_sharding.sh
 run_integration "torch parity" /usr/bin/python3 tests/integration/test_torch_parity.py --cli build/recsys_model_cli
 for t in tests/integration/test_*.py; do
     case "$t" in */test_torch_parity.py) continue ;; esac
