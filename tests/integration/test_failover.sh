@@ -44,7 +44,9 @@ tmp=$(mktemp -d "${RECSYS_FAILOVER_TMP:-/tmp}/recsys-failover.XXXXXX")
 chmod 755 "$tmp"
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$tmp"
 # pg_autoctl keeps its configuration, state and pid files under the XDG directories.
-autoctl_env=(env XDG_CONFIG_HOME="$tmp/xdg/config" XDG_DATA_HOME="$tmp/xdg/data" XDG_RUNTIME_DIR="$tmp/xdg/run"
+# PGHOST is left out: pg_autoctl reaches its local PostgreSQL through PGHOST, which must then
+# be that server's own socket directory (the default), not the caller's (tests/run_all.sh exports its own).
+autoctl_env=(env -u PGHOST -u PGPORT -u PGDATABASE XDG_CONFIG_HOME="$tmp/xdg/config" XDG_DATA_HOME="$tmp/xdg/data" XDG_RUNTIME_DIR="$tmp/xdg/run"
              PG_CONFIG="$PGBIN/pg_config" PGCONNECT_TIMEOUT=5)
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 as_postgres mkdir -p "$tmp/xdg/run"
