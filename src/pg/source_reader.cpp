@@ -288,21 +288,28 @@ void SourceReader::append_values(const Datum *v, const bool *n, int64_t customer
     }
 }
 
-bool SourceReader::read_customer(int64_t customer_id, HistoryBatch &out) {
-    out.reset(model_.features.size(), model_.products.size());
-    uint64_t rows = pg_call([&] {
-        Datum arg[1] = {Int64GetDatum(customer_id)};
-        int rc = SPI_execute_plan(one_customer_plan_, arg, nullptr, true, 0);
+// Runs a one-customer history plan and appends its rows to out as that customer's months, oldest
+// first (the full-history query returns newest first; the since-a-month query oldest first).
+bool SourceReader::read_one_customer(SPIPlanPtr plan, Datum *args, int64_t customer_id, bool newest_first,
+                                     HistoryBatch &out) {
+    const uint64_t rows = pg_call([&] {
+        int rc = SPI_execute_plan(plan, args, nullptr, true, 0);
         if (rc != SPI_OK_SELECT) elog(ERROR, "history query failed: %s", SPI_result_code_string(rc));
         return SPI_processed;
     });
     if (rows == 0) return false;
     out.begin_customer(customer_id);
     SPITupleTable *table = SPI_tuptable;
-    for (uint64_t i = rows; i-- > 0;)  // the query returns newest first
-        append_row(table->vals[i], table->tupdesc, 0, customer_id, out);
+    for (uint64_t n = 0; n < rows; ++n)
+        append_row(table->vals[newest_first ? rows - 1 - n : n], table->tupdesc, 0, customer_id, out);
     pg_call([&] { SPI_freetuptable(table); });
     return true;
+}
+
+bool SourceReader::read_customer(int64_t customer_id, HistoryBatch &out) {
+    out.reset(model_.features.size(), model_.products.size());
+    Datum arg[1] = {Int64GetDatum(customer_id)};
+    return read_one_customer(one_customer_plan_, arg, customer_id, true, out);
 }
 
 bool SourceReader::read_customer_since(int64_t customer_id, int32_t first_month, HistoryBatch &out) {
@@ -322,18 +329,8 @@ bool SourceReader::read_customer_since(int64_t customer_id, int32_t first_month,
         });
     }
     const DateADT first_day = date2j(first_month / 12, first_month % 12 + 1, 1) - POSTGRES_EPOCH_JDATE;
-    const uint64_t rows = pg_call([&] {
-        Datum arg[2] = {Int64GetDatum(customer_id), DateADTGetDatum(first_day)};
-        int rc = SPI_execute_plan(one_customer_since_plan_, arg, nullptr, true, 0);
-        if (rc != SPI_OK_SELECT) elog(ERROR, "history query failed: %s", SPI_result_code_string(rc));
-        return SPI_processed;
-    });
-    if (rows == 0) return false;
-    out.begin_customer(customer_id);
-    SPITupleTable *table = SPI_tuptable;
-    for (uint64_t i = 0; i < rows; ++i) append_row(table->vals[i], table->tupdesc, 0, customer_id, out);
-    pg_call([&] { SPI_freetuptable(table); });
-    return true;
+    Datum arg[2] = {Int64GetDatum(customer_id), DateADTGetDatum(first_day)};
+    return read_one_customer(one_customer_since_plan_, arg, customer_id, false, out);
 }
 
 void SourceReader::append_batch_slot(TupleTableSlot *slot, HistoryBatch &out) {

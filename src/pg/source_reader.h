@@ -51,6 +51,7 @@ public:
     void append_batch_slot(TupleTableSlot *slot, HistoryBatch &out);
 
 private:
+    bool read_one_customer(SPIPlanPtr plan, Datum *args, int64_t customer_id, bool newest_first, HistoryBatch &out);
     void append_row(HeapTuple tuple, TupleDesc desc, int first_column, int64_t customer_id, HistoryBatch &out);
     void append_values(const Datum *values, const bool *nulls, int64_t customer_id, HistoryBatch &out);
 
