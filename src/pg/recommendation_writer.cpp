@@ -1,6 +1,8 @@
 // The one writer of recsys.recommendations and recsys.customer_states (recommendation_writer.h).
 #include "recommendation_writer.h"
 
+#include <algorithm>
+
 #include "source_reader.h"
 #include "sql_text.h"
 #include "sql_values.h"
@@ -11,31 +13,57 @@ namespace {
 
 // Row o (1-based) of a batch holds elements [(o - 1) * n + 1, o * n] of a flattened column
 // of n values per row: its states (n = state size) and products (n = product count).
-// $1 model, $2 ids, $3 versions, $4 state months, $5 states, $6 products.
+std::string slice(const char *column, size_t n) {
+    const std::string width = std::to_string(n);
+    return std::string(column) + "[(u.o" + sql::op("-") + "1)" + sql::op("*") + width + sql::op("+") + "1 : u.o" +
+           sql::op("*") + width + "]";
+}
+
+// The states statements' parameters: $1 model, $2 ids, $3 versions, $4 state months,
+// $5 states, $6 products (both flattened over the whole batch), $7 each row's row number in
+// the batch (a statement may write some rows of the batch only).
+constexpr const char *kStateRows =
+    "ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($7)) "
+    "AS u(id, version, month, o)";
+
+std::string update_states_sql(size_t state_size, size_t product_count) {
+    return "UPDATE recsys.customer_states t SET model_version = u.version, state_month = u.month, state = " +
+           slice("$5", state_size) + ", products = " + slice("$6", product_count) + " FROM " + kStateRows +
+           " WHERE t.model_name" + sql::op("=") + "$1 AND t.customer_id" + sql::op("=") + "u.id RETURNING t.customer_id";
+}
+
 std::string upsert_states_sql(size_t state_size, size_t product_count) {
-    const auto slice = [](const char *column, size_t n) {
-        const std::string width = std::to_string(n);
-        return std::string(column) + "[(u.o" + sql::op("-") + "1)" + sql::op("*") + width + sql::op("+") + "1 : u.o" +
-               sql::op("*") + width + "]";
-    };
     return "INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products) "
            "SELECT $1, u.id, u.version, u.month, " + slice("$5", state_size) + ", " + slice("$6", product_count) +
-           " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) WITH ORDINALITY "
-           "AS u(id, version, month, o) "
-           "ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, "
+           " FROM " + kStateRows +
+           " ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, "
            "state_month = excluded.state_month, state = excluded.state, products = excluded.products";
 }
 
-// $1 model, $2 ids, $3 versions, $4 each row's ranked product names as one text[] literal,
-// $5 scores, $6 lo, $7 hi. The names travel as literals because slicing a text[] seeks from its
-// first element (variable-length elements), which made a batch cost quadratic in its size.
-constexpr const char *kUpsertRecommendations =
-    "INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, products, scores) "
-    "SELECT $1, u.id, u.version, pg_catalog.now(), (u.names)::pg_catalog.text[], $5[u.lo:u.hi] "
-    "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6), "
-    "pg_catalog.unnest($7)) AS u(id, version, names, lo, hi) "
-    "ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, "
-    "computed_at = excluded.computed_at, products = excluded.products, scores = excluded.scores";
+// The recommendations statements' parameters: $1 model, $2 ids, $3 versions, $4 each row's
+// ranked product names as one text[] literal, $5 scores (flattened over the whole batch),
+// $6 lo, $7 hi (each row's slice of $5), $8 computed_at. The names travel as literals because
+// slicing a text[] seeks from its first element (variable-length elements), which made a
+// batch cost quadratic in its size.
+constexpr const char *kRecommendationRows =
+    "ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6), "
+    "pg_catalog.unnest($7)) AS u(id, version, names, lo, hi)";
+
+std::string update_recommendations_sql() {
+    return std::string("UPDATE recsys.recommendations t SET model_version = u.version, computed_at = $8, "
+                       "products = (u.names)::pg_catalog.text[], scores = $5[u.lo:u.hi] FROM ") +
+           kRecommendationRows + " WHERE t.model_name" + sql::op("=") + "$1 AND t.customer_id" + sql::op("=") +
+           "u.id RETURNING t.customer_id";
+}
+
+std::string upsert_recommendations_sql() {
+    return std::string("INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, "
+                       "products, scores) SELECT $1, u.id, u.version, $8, (u.names)::pg_catalog.text[], "
+                       "$5[u.lo:u.hi] FROM ") +
+           kRecommendationRows +
+           " ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, "
+           "computed_at = excluded.computed_at, products = excluded.products, scores = excluded.scores";
+}
 
 // names[begin, end) as a text[] literal: every element double-quoted, '"' and '\' escaped.
 std::string text_array_literal(const std::vector<std::string> &names, size_t begin, size_t end) {
@@ -110,29 +138,17 @@ RecommendationWriter::RecommendationWriter(const std::string &model, Rows rows, 
                                            size_t product_count, size_t batch_rows)
     : model_(model), rows_(rows), state_size_(state_size), product_count_(product_count),
       batch_rows_(batch_rows ? batch_rows : 1) {
-    Oid rec_types[7] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
-    recommendations_plan_ = prepare(kUpsertRecommendations, 7, rec_types);
+    computed_at_ = pg_call([] { return GetCurrentTimestamp(); });
+    Oid rec_types[8] = {TEXTOID,        INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT4ARRAYOID,
+                        INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
+    update_recommendations_ = prepare(update_recommendations_sql().c_str(), 8, rec_types);
+    upsert_recommendations_ = prepare(upsert_recommendations_sql().c_str(), 8, rec_types);
     if (rows_ == Rows::StatesAndRecommendations) {
-        Oid state_types[6] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID, INT2ARRAYOID};
-        const std::string query = upsert_states_sql(state_size_, product_count_);
-        states_plan_ = prepare(query.c_str(), 6, state_types);
+        Oid state_types[7] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID, INT2ARRAYOID,
+                              INT4ARRAYOID};
+        update_states_ = prepare(update_states_sql(state_size_, product_count_).c_str(), 7, state_types);
+        upsert_states_ = prepare(upsert_states_sql(state_size_, product_count_).c_str(), 7, state_types);
     }
-}
-
-void RecommendationWriter::delete_model_rows() {
-    const bool states = rows_ == Rows::StatesAndRecommendations;
-    const char *model = model_.c_str();
-    pg_call([&] {
-        Datum args[1] = {CStringGetTextDatum(model)};
-        Oid types[1] = {TEXTOID};
-        if (SPI_execute_with_args("DELETE FROM recsys.recommendations WHERE model_name OPERATOR(pg_catalog.=) $1", 1,
-                                  types, args, nullptr, false, 0) != SPI_OK_DELETE)
-            elog(ERROR, "deleting the recommendations failed");
-        if (states &&
-            SPI_execute_with_args("DELETE FROM recsys.customer_states WHERE model_name OPERATOR(pg_catalog.=) $1", 1,
-                                  types, args, nullptr, false, 0) != SPI_OK_DELETE)
-            elog(ERROR, "deleting the stored states failed");
-    });
 }
 
 void RecommendationWriter::begin_row(int64_t customer, int32_t version) {
@@ -195,48 +211,113 @@ void RecommendationWriter::add(int64_t customer, int32_t version, Datum products
     if (ids_.size() >= batch_rows_) flush();
 }
 
-void RecommendationWriter::flush() {
-    const size_t n = ids_.size();
-    if (n == 0) return;
-    const int64_t before = int64_t(written_);
-    std::vector<int32_t> lo(n), hi(n);
-    // Batch columns as SQL arrays; each is freed right after the statements that read it.
-    Datum model = pg_call([&] { return CStringGetTextDatum(model_.c_str()); });
-    Datum ids = int8_array(ids_), versions = int4_array(versions_, INT4OID);
-    uint64_t rows_states = 0, rows_recs = 0;
-    if (rows_ == Rows::StatesAndRecommendations) {
-        Datum months = int4_array(months_, DATEOID);  // a date is an int4 day count
-        Datum states = real_array(states_.data(), states_.size());
-        Datum products = int2_array(products_);
-        SPIPlanPtr plan = states_plan_;
-        rows_states = pg_call([&] {
-            Datum args[6] = {model, ids, versions, months, states, products};
-            if (SPI_execute_plan(plan, args, nullptr, false, 0) != SPI_OK_INSERT)
-                elog(ERROR, "storing the customer states failed");
-            for (Datum d : {months, states, products}) pfree(DatumGetPointer(d));
-            return SPI_processed;
-        });
-    }
-    for (size_t i = 0; i < n; ++i) {
-        lo[i] = offsets_[i] + 1;
-        hi[i] = offsets_[i + 1];
-    }
-    std::vector<std::string> literals(n);
-    for (size_t i = 0; i < n; ++i) literals[i] = text_array_literal(names_, size_t(offsets_[i]), size_t(offsets_[i + 1]));
-    Datum names = text_array(literals);
-    Datum scores = real_array(scores_.data(), scores_.size());
-    Datum rlo = int4_array(lo, INT4OID), rhi = int4_array(hi, INT4OID);
-    SPIPlanPtr plan = recommendations_plan_;
-    rows_recs = pg_call([&] {
-        Datum args[7] = {model, ids, versions, names, scores, rlo, rhi};
-        if (SPI_execute_plan(plan, args, nullptr, false, 0) != SPI_OK_INSERT)
-            elog(ERROR, "storing the recommendations failed");
-        for (Datum d : {model, ids, versions, names, scores, rlo, rhi}) pfree(DatumGetPointer(d));
+namespace {
+
+template <typename T>
+std::vector<T> select_rows(const std::vector<T> &column, const std::vector<int32_t> &rows) {
+    std::vector<T> out;
+    out.reserve(rows.size());
+    for (int32_t r : rows) out.push_back(column[size_t(r)]);
+    return out;
+}
+
+// Row numbers as SQL wants them: 1-based.
+std::vector<int32_t> one_based(const std::vector<int32_t> &rows) {
+    std::vector<int32_t> out(rows);
+    for (int32_t &r : out) ++r;
+    return out;
+}
+
+// Runs a prepared writer statement; appends the customer ids an UPDATE ... RETURNING returned.
+uint64_t execute(SPIPlanPtr plan, Datum *args, std::vector<int64_t> *found, const char *what) {
+    return pg_call([&] {
+        const int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
+        if (rc != SPI_OK_INSERT && rc != SPI_OK_UPDATE_RETURNING)
+            elog(ERROR, "storing the %s failed: %s", what, SPI_result_code_string(rc));
+        if (found != nullptr && SPI_tuptable != nullptr) {
+            for (uint64_t i = 0; i < SPI_processed; ++i) {
+                bool isnull;
+                const Datum id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+                // emplace_back inside the PG_TRY frame: pg_call rethrows a bad_alloc after PG_END_TRY.
+                if (!isnull) found->push_back(DatumGetInt64(id));
+            }
+        }
+        if (SPI_tuptable != nullptr) SPI_freetuptable(SPI_tuptable);
         return SPI_processed;
     });
+}
+
+void free_datums(std::initializer_list<Datum> datums) {
+    pg_call([&] {
+        for (Datum d : datums) pfree(DatumGetPointer(d));
+    });
+}
+
+}  // namespace
+
+uint64_t RecommendationWriter::write_states(SPIPlanPtr plan, const std::vector<int32_t> &rows,
+                                            std::vector<int64_t> *found) {
+    Datum model = pg_call([&] { return CStringGetTextDatum(model_.c_str()); });
+    Datum ids = int8_array(select_rows(ids_, rows)), versions = int4_array(select_rows(versions_, rows), INT4OID);
+    Datum months = int4_array(select_rows(months_, rows), DATEOID);  // a date is an int4 day count
+    Datum numbers = int4_array(one_based(rows), INT4OID);
+    Datum args[7] = {model, ids, versions, months, flat_states_, flat_products_, numbers};
+    const uint64_t n = execute(plan, args, found, "customer states");
+    free_datums({model, ids, versions, months, numbers});
+    return n;
+}
+
+uint64_t RecommendationWriter::write_recommendations(SPIPlanPtr plan, const std::vector<int32_t> &rows,
+                                                     std::vector<int64_t> *found) {
+    std::vector<int32_t> lo, hi;
+    std::vector<std::string> literals;
+    for (int32_t r : rows) {
+        lo.push_back(offsets_[size_t(r)] + 1);
+        hi.push_back(offsets_[size_t(r) + 1]);
+        literals.push_back(text_array_literal(names_, size_t(offsets_[size_t(r)]), size_t(offsets_[size_t(r) + 1])));
+    }
+    Datum model = pg_call([&] { return CStringGetTextDatum(model_.c_str()); });
+    Datum ids = int8_array(select_rows(ids_, rows)), versions = int4_array(select_rows(versions_, rows), INT4OID);
+    Datum names = text_array(literals);
+    Datum rlo = int4_array(lo, INT4OID), rhi = int4_array(hi, INT4OID);
+    Datum args[8] = {model, ids, versions, names, flat_scores_, rlo, rhi, TimestampTzGetDatum(computed_at_)};
+    const uint64_t n = execute(plan, args, found, "recommendations");
+    free_datums({model, ids, versions, names, rlo, rhi});
+    return n;
+}
+
+uint64_t RecommendationWriter::update_then_insert(SPIPlanPtr update, SPIPlanPtr upsert,
+                                                  uint64_t (RecommendationWriter::*write)(
+                                                      SPIPlanPtr, const std::vector<int32_t> &, std::vector<int64_t> *)) {
+    std::vector<int32_t> all(ids_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
+    std::vector<int64_t> found;
+    found.reserve(all.size());
+    const uint64_t updated = (this->*write)(update, all, &found);
+    if (updated == all.size()) return updated;
+    // The rows the UPDATE did not find: new customers (or rows deleted meanwhile).
+    std::sort(found.begin(), found.end());
+    std::vector<int32_t> missing;
+    for (int32_t r : all)
+        if (!std::binary_search(found.begin(), found.end(), ids_[size_t(r)])) missing.push_back(r);
+    return updated + (this->*write)(upsert, missing, nullptr);
+}
+
+void RecommendationWriter::flush() {
+    if (ids_.empty()) return;
+    if (rows_ == Rows::StatesAndRecommendations) {
+        flat_states_ = real_array(states_.data(), states_.size());
+        flat_products_ = int2_array(products_);
+        update_then_insert(update_states_, upsert_states_, &RecommendationWriter::write_states);
+        free_datums({flat_states_, flat_products_});
+        flat_states_ = flat_products_ = 0;
+    }
+    flat_scores_ = real_array(scores_.data(), scores_.size());
     // A row a trigger skipped is not written; the count is of recommendations rows written.
-    (void)rows_states;
-    written_ = uint64_t(before) + rows_recs;
+    written_ += update_then_insert(update_recommendations_, upsert_recommendations_,
+                                   &RecommendationWriter::write_recommendations);
+    free_datums({flat_scores_});
+    flat_scores_ = 0;
     ids_.clear();
     versions_.clear();
     months_.clear();
@@ -247,8 +328,23 @@ void RecommendationWriter::flush() {
     offsets_.assign(1, 0);
 }
 
+void RecommendationWriter::delete_rows_not_rewritten() {
+    const char *model = model_.c_str();
+    const TimestampTz since = computed_at_;
+    pg_call([&] {
+        Datum args[2] = {CStringGetTextDatum(model), TimestampTzGetDatum(since)};
+        Oid types[2] = {TEXTOID, TIMESTAMPTZOID};
+        // The rows this writer wrote carry its computed_at; older ones are of customers it did not score.
+        if (SPI_execute_with_args("DELETE FROM recsys.recommendations WHERE model_name OPERATOR(pg_catalog.=) $1 "
+                                  "AND computed_at OPERATOR(pg_catalog.<) $2",
+                                  2, types, args, nullptr, false, 0) != SPI_OK_DELETE)
+            elog(ERROR, "deleting the recommendations of customers no longer scored failed");
+    });
+}
+
 uint64_t RecommendationWriter::finish() {
     flush();
+    if (replace_) delete_rows_not_rewritten();
     return written_;
 }
 

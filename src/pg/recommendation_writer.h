@@ -1,13 +1,20 @@
 // The one writer of recsys.recommendations and recsys.customer_states.
 //
 // store_states (rebuild_states, advance_month), advance_customer and refresh_recommendations
-// all write through it. Rows are buffered in C++ and written in batches: each flush is one
-// INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE per table, a prepared plan whose
-// parameters are whole columns of the batch. Compared with an upsert per row this runs the
-// executor once per batch instead of once per customer, and compared with an upsert fed by a
-// set-returning function it never materializes the rows in a tuplestore (which spilled about
-// 1 KiB per customer to temporary files, twice). Being SQL, the writes honour the tables'
-// triggers, constraints, row security and privileges like any other INSERT or UPDATE.
+// all write through it. Rows are buffered in C++ and written in batches, per table: first one
+// UPDATE ... FROM unnest(...) of the rows that exist (returning which did), then, for the rows
+// it did not find, one INSERT ... ON CONFLICT DO UPDATE (the conflict arm covers a row another
+// session inserted meanwhile). Both are prepared plans whose parameters are whole columns of
+// the batch, so the executor runs once per batch rather than once per customer, and no row is
+// materialized in a tuplestore. Updating first matters: an upsert of an existing row probes
+// the key, locks the row (a WAL record of its own) and then updates it, where an UPDATE probes
+// and updates; and a refresh that deleted every row before inserting it again cost 2.3 times
+// an update in place (measured in docs/benchmarks.md) and left a dead copy of the table and a
+// second index entry per row behind for VACUUM. Being SQL, the writes honour the tables'
+// triggers, constraints, row security and privileges like any other INSERT or UPDATE: a row
+// that exists fires UPDATE triggers only, a new row INSERT triggers.
+//
+// Every row a writer writes gets the same computed_at: the time the writer was created.
 //
 // The writer runs inside an SPI connection of its caller; its statements see the caller's
 // earlier writes and are part of its transaction, so an error anywhere rolls everything back.
@@ -34,10 +41,11 @@ public:
     RecommendationWriter(const std::string &model, Rows rows, size_t state_size, size_t product_count,
                          size_t batch_rows = 1024);
 
-    // Deletes every row of the model in recsys.recommendations (and in customer_states when
-    // rows carry states), for a writer that replaces them all; readers keep seeing the old
-    // rows until the transaction commits.
-    void delete_model_rows();
+    // For a writer that replaces all of the model's recommendations (refresh_recommendations,
+    // Rows::Recommendations): finish() then deletes the model's rows in recsys.recommendations
+    // computed before this writer started, i.e. those it did not rewrite: the customers gone
+    // from the source. Readers keep seeing the old rows until the transaction commits.
+    void replace_model_rows() { replace_ = true; }
 
     // One customer: its ranked products (indices into names) and their scores.
     void add(int64_t customer, int32_t version, const std::vector<std::string> &names,
@@ -50,18 +58,30 @@ public:
     // e.g. straight from a row of recsys.score_all(). Rows::Recommendations only.
     void add(int64_t customer, int32_t version, Datum products, Datum scores);
 
-    // Writes what is buffered; returns the rows written so far.
+    // Writes what is buffered (and, after replace_model_rows(), deletes the rows not
+    // rewritten); returns the rows written.
     uint64_t finish();
     uint64_t written() const { return written_; }
 
 private:
     void begin_row(int64_t customer, int32_t version);
     void flush();
+    // Runs plan (an UPDATE or an upsert of one table) over rows `rows` of the batch; appends
+    // the ids of the rows an UPDATE found to `found` (when not null); returns rows processed.
+    uint64_t write_states(SPIPlanPtr plan, const std::vector<int32_t> &rows, std::vector<int64_t> *found);
+    uint64_t write_recommendations(SPIPlanPtr plan, const std::vector<int32_t> &rows, std::vector<int64_t> *found);
+    // UPDATE, then the upsert of the rows the UPDATE did not find; returns rows written.
+    uint64_t update_then_insert(SPIPlanPtr update, SPIPlanPtr upsert,
+                                uint64_t (RecommendationWriter::*write)(SPIPlanPtr, const std::vector<int32_t> &,
+                                                                        std::vector<int64_t> *));
+    void delete_rows_not_rewritten();
 
     std::string model_;
     Rows rows_;
     size_t state_size_, product_count_, batch_rows_;
     uint64_t written_ = 0;
+    bool replace_ = false;
+    TimestampTz computed_at_;
     // The batch, column by column; a row's ranked products are names_[offsets_[i], offsets_[i + 1]).
     std::vector<int64_t> ids_;
     std::vector<int32_t> versions_, months_;
@@ -70,7 +90,11 @@ private:
     std::vector<std::string> names_;
     std::vector<float> scores_;
     std::vector<int32_t> offsets_{0};
-    SPIPlanPtr states_plan_ = nullptr, recommendations_plan_ = nullptr;
+    SPIPlanPtr update_states_ = nullptr, upsert_states_ = nullptr;
+    SPIPlanPtr update_recommendations_ = nullptr, upsert_recommendations_ = nullptr;
+    // The batch's flattened states, products and scores as SQL arrays, built once per flush and
+    // read by both statements of a table (each row's slice is found by its row number).
+    Datum flat_states_ = 0, flat_products_ = 0, flat_scores_ = 0;
 };
 
 }  // namespace recsys::pg

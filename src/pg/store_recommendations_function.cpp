@@ -28,8 +28,9 @@ RECSYS_FUNCTION(recsys_store_recommendations) {
     const DateADT as_of = has_as_of ? PG_GETARG_DATEADT(2) : 0;
     spi_connect();
     RecommendationWriter out(model, RecommendationWriter::Rows::Recommendations, 0, 0, size_t(kFetchRows));
-    // One transaction: readers see the old recommendations until the new ones commit.
-    out.delete_model_rows();
+    // Rows are updated in place; finish() deletes those of customers score_all() no longer
+    // returns. One transaction: readers see the old recommendations until the new ones commit.
+    out.replace_model_rows();
     const char *model_name = model.c_str();
     Portal portal = pg_call([&] {
         Datum args[3] = {CStringGetTextDatum(model_name), Int32GetDatum(k), DateADTGetDatum(as_of)};

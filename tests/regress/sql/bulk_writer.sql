@@ -27,7 +27,8 @@ SELECT recsys.advance_month('bw_model', '2015-04-28') AS written;
 SELECT tab, op, n FROM bw.seen ORDER BY tab, op;
 TRUNCATE bw.seen;
 
--- May lands: one step per customer (updates of existing rows), equal to the full recompute.
+-- May lands: one step per customer, equal to the full recompute. A customer with a stored row is
+-- updated (UPDATE triggers only); the 35 customers new in May are inserted (INSERT triggers).
 INSERT INTO bw.snapshots SELECT * FROM recsys.generate_santander(2500, months => 5) WHERE fecha_dato = '2015-05-28';
 SELECT recsys.advance_month('bw_model', '2015-05-28') AS written;
 SELECT tab, op, n FROM bw.seen ORDER BY tab, op;
@@ -61,9 +62,19 @@ DROP TRIGGER count_row ON recsys.customer_states;
 DROP TRIGGER count_row ON recsys.recommendations;
 
 -- refresh_recommendations writes through the same writer: every customer of score_all(), and a
--- customer gone from the source loses its row.
+-- customer gone from the source loses its row. Rows that exist are updated in place, not deleted
+-- and inserted again: a row trigger counts what the refresh does to the table.
 DELETE FROM bw.snapshots WHERE ncodpers = 15889 + 7;
+TRUNCATE bw.seen;
+CREATE FUNCTION bw.count_op() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bw.seen VALUES (TG_TABLE_NAME, TG_OP, 1) ON CONFLICT (tab, op) DO UPDATE SET n = bw.seen.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER count_op AFTER INSERT OR UPDATE OR DELETE ON recsys.recommendations FOR EACH ROW EXECUTE FUNCTION bw.count_op();
 SELECT recsys.refresh_recommendations('bw_model') AS refreshed;
+SELECT tab, op, n FROM bw.seen ORDER BY tab, op;
+DROP TRIGGER count_op ON recsys.recommendations;
 CREATE TEMP TABLE scored AS SELECT * FROM recsys.score_all('bw_model', 7);
 SELECT (SELECT count(*) FROM recsys.recommendations WHERE model_name = 'bw_model') AS rows,
        (SELECT count(*) FROM scored) AS scored,
