@@ -29,21 +29,12 @@ options=${RECSYS_ADVANCE_OPTIONS:-upsert030 logged ff70 ff50 unlogged}
 db=recsys_advance_bench
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 psql_() { "${PSQL[@]}" -d "$db" "$@"; }
-# Runs one statement in a session of its own; prints "rows wall_s cpu_s": cpu_s is the
-# backend's own CPU time (/proc/self/schedstat), which leaves out time spent waiting for a CPU
-# on a loaded machine.
-timed() {
-    psql_ -At -F' ' <<EOF
-SELECT pg_catalog.split_part(pg_catalog.pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c0,
-       pg_catalog.clock_timestamp() AS t0 \gset
-SELECT ($1) AS n \gset
-SELECT :n, pg_catalog.round(extract(epoch FROM pg_catalog.clock_timestamp() - :'t0')::numeric, 3),
-       pg_catalog.round((pg_catalog.split_part(pg_catalog.pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - :c0) / 1e9, 3);
-EOF
-}
-put() { if [ -n "${RECSYS_ADVANCE_RESULTS:-}" ]; then echo "$1 $2" >>"$RECSYS_ADVANCE_RESULTS"; fi; }
-
 root=$(cd "$(dirname "$0")/.." && pwd)
+RESULTS=${RECSYS_ADVANCE_RESULTS:-}
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+timed() { bench_timed "$1"; }
+put() { bench_put "$1" "$2"; }
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 psql_ -c "CREATE EXTENSION recsys"
 psql_ -v schema=santander -f "$root/sql/santander_loader.sql" >/dev/null

@@ -192,6 +192,10 @@ def report(path):
     row("incremental: customers per second, advance_month", num("inc_advance_n") / num("inc_advance_s")
         if num("inc_advance_s") else float("nan"), "cust/s",
         num("inc_full_n") / num("inc_full_s") if num("inc_full_s") else float("nan"), "full recompute")
+    row("refresh, one backend: CPU with writing vs score_all alone (bench/refresh_write_cost.sh)",
+        num("refresh_write_refresh_cpu_s"), "s", num("refresh_write_score_cpu_s"), "score_all, nothing written")
+    row("replacing a model's recommendations: update in place vs delete + insert (CPU)",
+        num("refresh_write_update_cpu_s"), "s", num("refresh_write_delete_insert_cpu_s"), "delete + insert, 0.4.0's refresh")
     for c in ("1", "2", "8"):
         rec, bare, py = num(f"rec_c{c}_tps"), num(f"bare_c{c}_tps"), num(f"py_c{c}_tps")
         row(f"online recommend() TPS, {c} client(s)", rec, "tps", bare, "bare 17-row fetch")

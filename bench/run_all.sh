@@ -24,6 +24,8 @@
 #   the serving statistics' cost per recommend() (bench/serving_stats_cost.sh, recsys.serving_stats on/off)
 #   advance_month against the full recompute per way of keeping recsys.customer_states
 #   (bench/advance_month_cost.sh, at RECSYS_ADVANCE_CUSTOMERS, default a tenth of the customers)
+#   refresh_recommendations' write against scoring alone, and deleting + inserting a model's rows
+#   against updating them in place (bench/refresh_write_cost.sh, same number of customers)
 #   recommend() of a from-start model from stored states vs the bare fetch (bench/online_state_cost.sh)
 #   recommend() at 64 clients through pgbouncer vs 64 direct connections (bench/pgbouncer_bench.sh)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
@@ -244,6 +246,10 @@ say "incremental scoring: how recsys.customer_states is kept (bench/advance_mont
 # advance and a full recompute.
 PATH="$PGBIN:$PATH" PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_ADVANCE_RESULTS="$R" \
     RECSYS_BENCH_CUSTOMERS=${RECSYS_ADVANCE_CUSTOMERS:-$(((N + 9) / 10))} bash bench/advance_month_cost.sh
+
+say "refresh_recommendations: what writing costs, delete + insert vs update in place (bench/refresh_write_cost.sh)"
+PATH="$PGBIN:$PATH" PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_REFRESH_RESULTS="$R" \
+    RECSYS_BENCH_CUSTOMERS=${RECSYS_ADVANCE_CUSTOMERS:-$(((N + 9) / 10))} bash bench/refresh_write_cost.sh
 
 say "online path: pgbench -n -M prepared -T $SECS, ids random in [$FIRST_ID, $LAST_ID]"
 cat >"$work/recommend.sql" <<EOF

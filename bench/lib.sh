@@ -1,0 +1,19 @@
+# Helpers the bench scripts share; source it after setting db (the database) and PSQL (the
+# psql command line as an array).
+#
+# bench_timed SQL: runs one statement in a session of its own; prints "result wall_s cpu_s":
+# cpu_s is the backend's own CPU time (/proc/self/schedstat), which leaves out time spent
+# waiting for a CPU on a loaded machine (parallel workers' CPU is not in it).
+bench_timed() {
+    "${PSQL[@]}" -d "$db" -At -F' ' <<EOF_TIMED
+SELECT pg_catalog.split_part(pg_catalog.pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c0,
+       pg_catalog.clock_timestamp() AS t0 \gset
+${BENCH_SESSION_SETUP:-}
+SELECT ($1) AS n \gset
+SELECT :n, pg_catalog.round(extract(epoch FROM pg_catalog.clock_timestamp() - :'t0')::numeric, 3),
+       pg_catalog.round((pg_catalog.split_part(pg_catalog.pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - :c0) / 1e9, 3);
+EOF_TIMED
+}
+
+# bench_put KEY VALUE: a "key value" line for bench/run_all.sh's table, when RESULTS names a file.
+bench_put() { if [ -n "${RESULTS:-}" ]; then echo "$1 $2" >>"$RESULTS"; fi; }
