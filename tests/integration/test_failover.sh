@@ -27,18 +27,8 @@ port2=$((monitor_port + 2))
 customers=${RECSYS_FAILOVER_CUSTOMERS:-2000}
 db=recsys_failover
 export OPENBLAS_NUM_THREADS=1
-started=$(date +%s)
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-finish() {
-    echo "failover test: $(($(date +%s) - started)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
+# shellcheck source=tests/integration/tap.sh
+. "$root/tests/integration/tap.sh" failover
 
 tmp=$(mktemp -d "${RECSYS_FAILOVER_TMP:-/tmp}/recsys-failover.XXXXXX")
 chmod 755 "$tmp"
@@ -48,23 +38,22 @@ chmod 755 "$tmp"
 # be that server's own socket directory (the default), not the caller's (tests/run_all.sh exports its own).
 autoctl_env=(env -u PGHOST -u PGPORT -u PGDATABASE XDG_CONFIG_HOME="$tmp/xdg/config" XDG_DATA_HOME="$tmp/xdg/data" XDG_RUNTIME_DIR="$tmp/xdg/run"
              PG_CONFIG="$PGBIN/pg_config" PGCONNECT_TIMEOUT=5)
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-as_postgres mkdir -p "$tmp/xdg/run"
-autoctl() { as_postgres "${autoctl_env[@]}" "$PG_AUTOCTL" "$@"; }
+as_owner mkdir -p "$tmp/xdg/run"
+autoctl() { as_owner "${autoctl_env[@]}" "$PG_AUTOCTL" "$@"; }
 # Starts a pg_autoctl service in its own process group (setsid), so that a hard stop can kill
 # the keeper and its PostgreSQL together, as a dying machine would.
 declare -A service_pid
 start_service() {  # NAME ARGS...
     local name=$1
     shift
-    as_postgres setsid "${autoctl_env[@]}" "$PG_AUTOCTL" "$@" >"$tmp/$name.log" 2>&1 &
+    as_owner setsid "${autoctl_env[@]}" "$PG_AUTOCTL" "$@" >"$tmp/$name.log" 2>&1 &
     service_pid[$name]=$!
 }
 # The pg_autoctl supervisor of a node: it leads its own process group (setsid, then exec).
 keeper_pid() { head -n 1 "$tmp/xdg/run/pg_autoctl$tmp/$1/pg_autoctl.pid" 2>/dev/null; }
 cleanup() {
     for name in node2 node1 monitor; do
-        [ -d "$tmp/$name" ] && as_postgres "${autoctl_env[@]}" timeout 30 "$PG_AUTOCTL" stop --pgdata "$tmp/$name" >/dev/null 2>&1
+        [ -d "$tmp/$name" ] && as_owner "${autoctl_env[@]}" timeout 30 "$PG_AUTOCTL" stop --pgdata "$tmp/$name" >/dev/null 2>&1
     done
     for name in node2 node1 monitor; do
         local pid
@@ -73,7 +62,7 @@ cleanup() {
         for _ in $(seq 200); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
         if [ -f "$tmp/$name/postmaster.pid" ]; then
-            as_postgres "$PGBIN/pg_ctl" -D "$tmp/$name" -m immediate -w stop >/dev/null 2>&1
+            as_owner "$PGBIN/pg_ctl" -D "$tmp/$name" -m immediate -w stop >/dev/null 2>&1
         fi
     done
     # pg_autoctl stop returns before PostgreSQL has finished its shutdown checkpoint.

@@ -28,21 +28,10 @@ port=${RECSYS_LIFECYCLE_PORT:-55434}
 customers=${RECSYS_LIFECYCLE_CUSTOMERS:-40000}
 db=recsys_lifecycle
 export OPENBLAS_NUM_THREADS=1   # inherited by the server: one core per backend
-started=$(date +%s)
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-finish() {
-    echo "lifecycle test: $(($(date +%s) - started)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
+# shellcheck source=tests/integration/tap.sh
+. "$root/tests/integration/tap.sh" lifecycle
 
 cluster=$(mktemp -d /tmp/recsys-lifecycle.XXXXXX)
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
     if [ -n "${RECSYS_LIFECYCLE_KEEP:-}" ]; then echo "kept the cluster running: PGHOST=$cluster PGPORT=$port"; return; fi
     "$root/scripts/pg_cluster.sh" stop "$cluster" >/dev/null 2>&1

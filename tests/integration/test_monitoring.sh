@@ -33,18 +33,8 @@ port=${RECSYS_MONITORING_PORT:-55435}
 customers=${RECSYS_MONITORING_CUSTOMERS:-50000}
 db=recsys_monitoring
 export OPENBLAS_NUM_THREADS=1
-started=$(date +%s)
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-finish() {
-    echo "monitoring test: $(($(date +%s) - started)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
+# shellcheck source=tests/integration/tap.sh
+. "$root/tests/integration/tap.sh" monitoring
 
 cluster=$(mktemp -d "${RECSYS_MONITORING_TMP:-/tmp}/recsys-monitoring.XXXXXX")
 cluster2="$cluster/unpreloaded"

@@ -20,18 +20,8 @@ pool=4
 clients=32
 db=recsys_pgbouncer
 export OPENBLAS_NUM_THREADS=1
-started=$(date +%s)
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-finish() {
-    echo "pgbouncer test: $(($(date +%s) - started)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
+# shellcheck source=tests/integration/tap.sh
+. "$root/tests/integration/tap.sh" pgbouncer
 
 tmp=$(mktemp -d "${RECSYS_PGBOUNCER_TMP:-/tmp}/recsys-pgbouncer.XXXXXX")
 chmod 755 "$tmp"

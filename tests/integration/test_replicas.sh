@@ -24,19 +24,8 @@ standby_port=$((port + 1))
 customers=${RECSYS_REPLICA_CUSTOMERS:-3000}
 db=recsys_replica
 export OPENBLAS_NUM_THREADS=1
-started=$(date +%s)
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-finish() {
-    echo "replica test: $(($(date +%s) - started)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# shellcheck source=tests/integration/tap.sh
+. "$root/tests/integration/tap.sh" replica
 
 tmp=$(mktemp -d "${RECSYS_REPLICA_TMP:-/tmp}/recsys-replica.XXXXXX")
 chmod 755 "$tmp"
@@ -98,7 +87,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 mkdir -p "$standby"
 [ "$(id -u)" = 0 ] && chown postgres:postgres "$standby"
-if ! as_postgres timeout 120 "$PGBIN/pg_basebackup" -h "$primary" -p "$port" -U postgres -D "$standby/data" -R -X stream \
+if ! as_owner timeout 120 "$PGBIN/pg_basebackup" -h "$primary" -p "$port" -U postgres -D "$standby/data" -R -X stream \
         -c fast >"$tmp/basebackup.log" 2>&1; then
     cat "$tmp/basebackup.log"
     not_ok "pg_basebackup -R from the primary"

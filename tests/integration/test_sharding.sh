@@ -28,18 +28,8 @@ port=${RECSYS_SHARD_PORT:-55465}
 customers=${RECSYS_SHARD_CUSTOMERS:-10000}
 export OPENBLAS_NUM_THREADS=1
 export PGUSER=postgres PGOPTIONS="-c client_min_messages=warning -c lock_timeout=60s"
-started=$(date +%s)
-
-passed=0
-failed=0
-ok() { echo "ok - $1"; passed=$((passed + 1)); }
-not_ok() { echo "not ok - $1"; failed=$((failed + 1)); }
-finish() {
-    echo "sharding test: $(($(date +%s) - started)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
+# shellcheck source=tests/integration/tap.sh
+. "$root/tests/integration/tap.sh" sharding
 
 work=$(mktemp -d /tmp/recsys-shard.XXXXXX)
 chmod 755 "$work"
