@@ -11,6 +11,9 @@ namespace recsys::pg {
 
 namespace {
 
+// Processes the budget is shared among (BatchMemoryShare); 1 outside parallel scoring.
+int participants = 1;
+
 // One fetched row: its SPI heap tuple (headers, the id and month, one datum per feature and
 // product column; numeric and short text columns take well under 16 bytes each) and the row
 // it becomes in a HistoryBatch, twice for the vectors' growth.
@@ -30,6 +33,14 @@ std::string describe(const Model &model) {
 }
 
 std::string kilobytes(size_t bytes) { return std::to_string((bytes + 1023) / 1024) + " kB"; }
+
+// Whose budget a message speaks of: the setting's, or this process's share of it.
+std::string budget_name() {
+    if (participants == 1) return "recsys.max_batch_memory";
+    return "this process's share of recsys.max_batch_memory (" +
+           kilobytes(size_t(settings::max_batch_memory_kb) * 1024) + " among " + std::to_string(participants) +
+           " processes of a parallel call)";
+}
 
 // The least budget (in bytes) in which `need` for `batch` customers and a fetch fit.
 size_t least_budget(const Model &model, const BatchBytes &need, size_t batch) {
@@ -51,14 +62,17 @@ size_t least_budget(const Model &model, const BatchBytes &need, size_t batch) {
                        describe(model) + ") plus " + std::to_string(need.fixed) +
                        " bytes whatever the batch size, and a fetch of " +
                        std::to_string(fetch_rows_within_budget(model)) + " snapshot rows about " +
-                       std::to_string(fetch_bytes(model)) + " bytes; recsys.max_batch_memory is " + kilobytes(budget) +
+                       std::to_string(fetch_bytes(model)) + " bytes; " + budget_name() + " is " + kilobytes(budget) +
                        ".",
                    hint);
 }
 
 }  // namespace
 
-size_t max_batch_memory_bytes() { return size_t(settings::max_batch_memory_kb) * 1024; }
+size_t max_batch_memory_bytes() { return size_t(settings::max_batch_memory_kb) * 1024 / size_t(participants); }
+
+BatchMemoryShare::BatchMemoryShare(int n) : previous_(participants) { participants = std::max(1, n); }
+BatchMemoryShare::~BatchMemoryShare() { participants = previous_; }
 
 long fetch_rows_within_budget(const Model &model) { return long(fetch_rows_for_budget(model, max_batch_memory_bytes())); }
 
@@ -72,8 +86,8 @@ size_t plan_batch(const char *function, const std::string &label, const Model &m
     if (fit == 0)
         too_big(std::string(function) + ": " + label + " needs " + std::to_string(with_fetch.total(1)) +
                     " bytes for a batch of one customer (" + std::to_string(need.per_customer) +
-                    " bytes per customer), more than the " + std::to_string(budget) +
-                    " bytes recsys.max_batch_memory allows",
+                    " bytes per customer), more than the " + std::to_string(budget) + " bytes " + budget_name() +
+                    " allows",
                 "customer", model, need,
                 "A superuser can raise recsys.max_batch_memory to " + kilobytes(least_budget(model, need, 1)) +
                     " or more; or use a model with a smaller window or hidden size.");
@@ -81,10 +95,11 @@ size_t plan_batch(const char *function, const std::string &label, const Model &m
     const size_t batch = std::min(wanted, fit);
     const size_t bytes = with_fetch.total(batch);
     const long fetch = fetch_rows_within_budget(model);
+    const std::string whose = budget_name();
     pg_call([&] {
         elog(DEBUG1, "%s: %s: batches of %zu customers (%zu bytes each), fetches of %ld rows: %zu of the %zu bytes "
-                     "recsys.max_batch_memory allows",
-             function, label.c_str(), batch, need.per_customer, fetch, bytes, budget);
+                     "%s allows",
+             function, label.c_str(), batch, need.per_customer, fetch, bytes, budget, whose.c_str());
     });
     return batch;
 }
@@ -95,7 +110,7 @@ void check_batch_fits(const char *function, const std::string &label, const Mode
     const BatchBytes with_fetch{need.fixed + fetch_bytes(model), need.per_customer};
     if (with_fetch.total(batch) <= budget) return;
     too_big(std::string(function) + ": " + what + " for " + label + " needs " + std::to_string(with_fetch.total(batch)) +
-                " bytes, more than the " + std::to_string(budget) + " bytes recsys.max_batch_memory allows",
+                " bytes, more than the " + std::to_string(budget) + " bytes " + budget_name() + " allows",
             "example", model, need,
             hint + (hint.empty() ? "" : " ") + "A superuser can raise recsys.max_batch_memory to " +
                 kilobytes(least_budget(model, need, batch)) + " or more.");
@@ -110,7 +125,7 @@ void check_single_customer(const std::string &label, const Model &model) {
     if (bytes <= budget) return;
     throw SqlError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                    label + " needs " + std::to_string(bytes) + " bytes to score one customer, more than the " +
-                       std::to_string(budget) + " bytes recsys.max_batch_memory allows",
+                       std::to_string(budget) + " bytes " + budget_name() + " allows",
                    "Its buffers for one customer (" + describe(model) + ").",
                    "A superuser can raise recsys.max_batch_memory to " + kilobytes(bytes) + " or more.");
 }

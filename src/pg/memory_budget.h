@@ -19,8 +19,22 @@
 
 namespace recsys::pg {
 
-// recsys.max_batch_memory in bytes.
+// This process's share of recsys.max_batch_memory, in bytes: all of it, or, inside a parallel
+// recsys.score_all, 1/participants of it (the calling backend and each worker), so that the
+// setting bounds the whole call rather than each process.
 size_t max_batch_memory_bytes();
+
+// While one lives, this process holds 1/participants of recsys.max_batch_memory.
+class BatchMemoryShare {
+public:
+    explicit BatchMemoryShare(int participants);
+    ~BatchMemoryShare();
+    BatchMemoryShare(const BatchMemoryShare &) = delete;
+    BatchMemoryShare &operator=(const BatchMemoryShare &) = delete;
+
+private:
+    int previous_;
+};
 
 // Rows per cursor fetch for this model: recsys.fetch_rows, lowered so that one fetch (the SPI
 // tuples and their HistoryBatch rows) takes at most a quarter of the budget.

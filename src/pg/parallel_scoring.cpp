@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "guard.h"
+#include "memory_budget.h"
 #include "settings.h"
 #include "sql_text.h"
 #include "sql_values.h"
@@ -45,6 +46,7 @@ struct SharedTask {
     int64_t slices;  // of the shard
     int64_t lo, hi;  // the source's smallest and largest id
     int32_t version, k, shard, shards;
+    int32_t participants;  // the calling backend and the workers planned: they share recsys.max_batch_memory
     bool has_as_of;
     DateADT as_of;
 };
@@ -184,6 +186,8 @@ public:
 
     void run(int workers, const IdBounds &bounds) {
         start(workers, bounds);
+        // recsys.max_batch_memory bounds the whole call: each process plans its batches in its share.
+        const BatchMemoryShare share(task_->participants);
         // Score slices alongside the workers, draining their queues now and then so that they
         // never wait on a full queue for long.
         int since_drain = 0;
@@ -232,6 +236,9 @@ private:
             task->k = r.k;
             task->shard = r.shard;
             task->shards = r.shards;
+            // Planned, not launched: a worker reads it before the launch is known; a process
+            // planned but not started leaves its share unused.
+            task->participants = pcxt->nworkers + 1;
             task->has_as_of = r.has_as_of;
             task->as_of = r.as_of;
             shm_toc_insert(pcxt->toc, kTaskKey, task);
@@ -340,6 +347,7 @@ Datum worker_body(FunctionCallInfo) {
     request.shard = task->shard;
     request.shards = task->shards;
 
+    const BatchMemoryShare share(task->participants);
     spi_connect();
     std::shared_ptr<LoadedModel> m = acquire_model(request.model_name, request.version);
     std::vector<char> message;

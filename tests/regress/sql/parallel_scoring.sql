@@ -198,6 +198,13 @@ SELECT dblink_disconnect('other');
 -- No worker to be had (max_parallel_workers = 0): the calling backend scores everything and says so.
 SET max_parallel_workers = 0;
 SELECT count(*) AS customers FROM recsys.score_all('ps_model', 7);
+-- recsys.max_batch_memory bounds the whole call, not each process: the calling backend and the
+-- 3 workers planned each plan their batches in a quarter of it (DEBUG1 shows the plan).
+SET recsys.max_batch_memory = '4MB';
+SET client_min_messages = debug1;
+SELECT count(*) AS customers FROM recsys.score_all('ps_model', 7);
+RESET client_min_messages;
+RESET recsys.max_batch_memory;
 RESET max_parallel_workers;
 -- A small relation is scored alone, in id order.
 SELECT array_agg(customer_id) = array_agg(customer_id ORDER BY customer_id) AS in_id_order
