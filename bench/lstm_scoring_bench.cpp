@@ -5,6 +5,12 @@
 // RECSYS_BENCH_MODEL=/path/model.rsm scores that model file (e.g. the torch-exported weights
 // of bench/torch_reference.py, so that (b) and (c) use the same weights) instead of
 // bench::reference_model(); the inputs are bench::random_inputs either way.
+//
+// BM_OneRowProduct/<path>/<rows> is the recurrent step's product alone for 1 to 16 rows,
+// (rows x 128) x (128 x 512), through OpenBLAS's sgemm and through small_batch_gemv (what the
+// forward pass uses for up to kSmallBatchRows rows): where OpenBLAS's small-M sgemm is slow on
+// a CPU (it packs the whole weight matrix per call), this shows it apart from the LSTM.
+// The context lines name the OpenBLAS core that DYNAMIC_ARCH picked and the small-batch kernel.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -17,7 +23,9 @@
 
 #include "lstm_forward.h"
 #include "model_format.h"
+#include "polled_gemm.h"
 #include "reference_model.h"
+#include "small_batch_gemv.h"
 
 using namespace recsys;
 
@@ -70,4 +78,31 @@ static void BM_Sgemm(benchmark::State &state) {
 }
 BENCHMARK(BM_Sgemm)->Args({1024, 512, 128})->Args({16384, 512, 48})->Args({1024, 512, 48})->UseRealTime();
 
-BENCHMARK_MAIN();
+static void BM_OneRowProduct(benchmark::State &state, bool use_sgemm) {
+    openblas_set_num_threads(1);
+    const size_t M = size_t(state.range(0)), N = 512, K = 128;
+    std::vector<float> a(M * K, 0.5f), b(N * K, 0.25f), c(M * N, 0.0f);
+    for (auto _ : state) {
+        if (use_sgemm)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, a.data(), int(K),
+                        b.data(), int(K), 1.0f, c.data(), int(N));
+        else
+            small_rows_gemm_bt(M, N, K, a.data(), K, b.data(), K, 1.0f, c.data(), N, PollFn());
+        benchmark::DoNotOptimize(c.data());
+    }
+    state.counters["gflops"] =
+        benchmark::Counter(2.0 * double(M * N * K) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+    state.SetLabel(use_sgemm ? "openblas" : small_batch_kernel_name());
+}
+BENCHMARK_CAPTURE(BM_OneRowProduct, sgemm, true)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->UseRealTime();
+BENCHMARK_CAPTURE(BM_OneRowProduct, small_batch_gemv, false)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->UseRealTime();
+
+int main(int argc, char **argv) {
+    benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+    benchmark::AddCustomContext("small_batch_kernel", small_batch_kernel_name());
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

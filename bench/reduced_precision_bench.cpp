@@ -150,6 +150,17 @@ void dump(const std::string &dir) {
 int main(int argc, char **argv) {
     if (const char *dir = std::getenv("RECSYS_PRECISION_DUMP"); dir != nullptr && *dir != '\0') dump(dir);
     register_all();
+    // What this CPU gets, in the output's context (and so in its JSON).
+    benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+    for (WeightPrecision p : {WeightPrecision::Bf16, WeightPrecision::Int8}) {
+        std::string kernel;
+        try {
+            kernel = kernel_name(choose_kernel(p, CpuFeatures::usable()));
+        } catch (const Error &e) {
+            kernel = std::string("none: ") + e.what();
+        }
+        benchmark::AddCustomContext(std::string(precision_name(p)) + "_kernel", kernel);
+    }
     benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

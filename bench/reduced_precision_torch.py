@@ -73,24 +73,34 @@ def main():
     statics = torch.from_numpy(floats(d, "statics.f32", (B, S)).copy())
     recsys = {p: floats(d, f"scores_{p}.f32", (B, P)) for p in ("fp32", "bf16", "int8")}
 
-    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
     with torch.no_grad():
         ref = model(steps, statics).numpy()
-        q = quantized(steps, statics).numpy()
         one_steps, one_statics = steps[:, :1].contiguous(), statics[:1].contiguous()
         out = {
             "torch_version": torch.__version__,
             "quantized_engine": torch.backends.quantized.engine,
             "recsys_kernels": m.get("kernels", {}),
             "torch_fp32_vs_recsys_fp32_max_abs_diff": float(np.abs(ref - recsys["fp32"]).max()),
-            "torch_dynamic_int8_max_abs_diff": float(np.abs(q - ref).max()),
             "recsys_bf16_max_abs_diff": float(np.abs(recsys["bf16"] - recsys["fp32"]).max()),
             "recsys_int8_max_abs_diff": float(np.abs(recsys["int8"] - recsys["fp32"]).max()),
             "torch_fp32_customers_per_s_b1024": rate(lambda: model(steps, statics), B, args.seconds),
-            "torch_dynamic_int8_customers_per_s_b1024": rate(lambda: quantized(steps, statics), B, args.seconds),
             "torch_fp32_customers_per_s_b1": rate(lambda: model(one_steps, one_statics), 1, args.seconds),
-            "torch_dynamic_int8_customers_per_s_b1": rate(lambda: quantized(one_steps, one_statics), 1, args.seconds),
         }
+        # Eager-mode dynamic quantization is deprecated in torch 2.x (moving to torchao) and may be
+        # gone from a later release: its absence is reported, not fatal, so the float32 oracle
+        # and rates above still come out.
+        try:
+            quantize_dynamic = getattr(torch.ao.quantization, "quantize_dynamic", None)
+            if quantize_dynamic is None:
+                quantize_dynamic = torch.quantization.quantize_dynamic
+            quantized = quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+            q = quantized(steps, statics).numpy()
+            out["torch_dynamic_int8_max_abs_diff"] = float(np.abs(q - ref).max())
+            out["torch_dynamic_int8_customers_per_s_b1024"] = rate(lambda: quantized(steps, statics), B, args.seconds)
+            out["torch_dynamic_int8_customers_per_s_b1"] = rate(lambda: quantized(one_steps, one_statics), 1,
+                                                                args.seconds)
+        except Exception as e:  # noqa: BLE001 - any failure of the optional comparison is reported
+            out["torch_dynamic_int8_error"] = f"{type(e).__name__}: {e}"
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
     print(json.dumps(out, indent=1))

@@ -9,6 +9,8 @@ packages=(
     postgresql-15-auto-failover pgbouncer
     libeigen3-dev libopenblas-dev libgtest-dev libbenchmark-dev
     python3-torch python3-numpy python3-psycopg2 python3-onnx
+    # bench/device/build_static.sh: Google Benchmark's source package, static libgfortran, xz
+    dpkg-dev libgfortran-12-dev xz-utils
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/errors.h"
@@ -38,6 +39,10 @@ std::vector<ReducedKernel> runnable_kernels(WeightPrecision p) {
         kernels.push_back(ReducedKernel::Avx512Bf16);
     if (cpu.avx512f && cpu.avx512bw && p == WeightPrecision::Int8 && cpu.avx512_vnni)
         kernels.push_back(ReducedKernel::Avx512Vnni);
+    // In the test's XML/JSON output, so a run on another CPU shows which kernels it compared.
+    std::string names;
+    for (ReducedKernel k : kernels) names += std::string(names.empty() ? "" : ",") + kernel_name(k);
+    ::testing::Test::RecordProperty(std::string(precision_name(p)) + "_kernels_compared", names);
     return kernels;
 }
 
