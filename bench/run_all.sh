@@ -393,6 +393,6 @@ PGBIN=$PGBIN RECSYS_PLPROXY_PORT=$((PORT + 20)) RECSYS_BENCH_CUSTOMERS=20000 REC
 
 say "results ($cpu_model, $cpus CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "Machine: $cpu_model, $cpus CPUs ($(lscpu | sed -n 's/^Core(s) per socket:[[:space:]]*//p' | head -n1) cores/socket); date: $(date -u '+%Y-%m-%d %H:%M UTC');"
-echo "$N customers x 17 months; pgbench/HTTP runs of $SECS s; OPENBLAS_NUM_THREADS=1; torch $($PY -c 'import torch; print(torch.__version__)')."
+echo "$N customers x 17 months; pgbench/HTTP runs of $SECS s; OPENBLAS_NUM_THREADS=1, OpenBLAS kernels $(psql_ -At -c "SHOW recsys.blas_core"); torch $($PY -c 'import torch; print(torch.__version__)')."
 echo
 $PY bench/bench_util.py report "$R"

@@ -19,8 +19,10 @@
 namespace recsys {
 
 // Rows of A up to which small_rows_gemm_bt is used instead of sgemm: past this, sgemm's
-// packing is amortised over enough rows (measured: bench/lstm_scoring_bench.cpp).
-constexpr size_t kSmallBatchRows = 16;
+// packing is amortised over enough rows. BM_OneRowProduct (bench/lstm_scoring_bench.cpp) put
+// the crossover near 8 rows on both CPUs measured (AMD EPYC with AVX2; Intel Xeon with AVX-512
+// and OpenBLAS's Cooperlake kernels): at 16 rows sgemm took 38-49 µs against 54-90 µs here.
+constexpr size_t kSmallBatchRows = 8;
 
 // C[m, n] = sum_k A[m, k] · B[n, k] + (row_init ? row_init[n] : beta · C[m, n]) for m < M,
 // n < N: gemm_polled(false, true, ...) for few rows. beta is 0 or 1 (what the LSTM uses);

@@ -1,6 +1,9 @@
 // Module entry: configuration parameters, cache callbacks, BLAS threading.
 #include <cblas.h>
 
+#include <string>
+
+#include "blas_core.h"
 #include "guard.h"
 #include "model_cache.h"
 #include "reduced_precision.h"
@@ -31,6 +34,32 @@ const struct config_enum_entry reduced_precision_kernel_options[] = {
     {"none", int(recsys::CpuFeatureCap::None), false},
     {nullptr, 0, false},
 };
+
+char *blas_core_setting = nullptr;
+
+// recsys.blas_core (read only), and a word in the server log when OpenBLAS chose kernels that
+// use less of this CPU than others would (blas_core.h): it cannot be changed from here, only by
+// the server's environment, so the DBA must hear of it. A WARNING once when the postmaster
+// preloads recsys, a LOG line per backend that loads it otherwise.
+void report_blas_core() {
+    static const std::string core = recsys::blas_core_name();
+    DefineCustomStringVariable("recsys.blas_core", "The kernels OpenBLAS chose for this CPU (openblas_get_corename()).",
+                               "OpenBLAS chooses them when it loads; the environment variable OPENBLAS_CORETYPE of the "
+                               "server overrides its choice.",
+                               &blas_core_setting, core.c_str(), PGC_INTERNAL, GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+                               nullptr, nullptr, nullptr);
+    const std::string better = recsys::better_blas_core(core, recsys::this_blas_cpu());
+    if (better.empty()) return;
+    ereport(process_shared_preload_libraries_in_progress ? WARNING : LOG,
+            (errmsg("OpenBLAS chose its \"%s\" kernels, which use less of this CPU than its \"%s\" kernels would",
+                    core.c_str(), better.c_str()),
+             errdetail("OpenBLAS picks kernels by CPU model when it loads and falls back to old ones on models newer "
+                       "than itself; recsys's matrix products then run several times slower (sgemm at 29 against 130 "
+                       "GFLOP/s on one such CPU)."),
+             errhint("Set OPENBLAS_CORETYPE=%s in the PostgreSQL server's environment (on Debian in "
+                     "/etc/postgresql/15/<cluster>/environment) and restart it; SHOW recsys.blas_core tells what it uses.",
+                     better.c_str())));
+}
 
 }  // namespace
 
@@ -90,6 +119,7 @@ void _PG_init(void) {
         "kernel, so bf16 and int8 models fail with 0A000 as on a CPU without those instructions.",
         &settings::reduced_precision_kernels, 0, reduced_precision_kernel_options, PGC_SUSET, 0, nullptr,
         [](int value, void *) { recsys::set_cpu_feature_cap(recsys::CpuFeatureCap(value)); }, nullptr);
+    report_blas_core();
     // recsys.serving_stats*; with shared_preload_libraries = 'recsys', its shared memory and hooks.
     serving::init_module();
     MarkGUCPrefixReserved("recsys");

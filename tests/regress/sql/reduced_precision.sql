@@ -73,3 +73,9 @@ RESET ROLE;
 DROP ROLE rp_reader;
 SET client_min_messages = warning;
 DROP SCHEMA rp CASCADE;
+
+-- recsys.blas_core names the kernels OpenBLAS chose for this CPU (which depends on the machine);
+-- nobody can change it from SQL, since OpenBLAS reads OPENBLAS_CORETYPE only when it loads.
+SELECT current_setting('recsys.blas_core') ~ '^[A-Za-z0-9()]+$' AS blas_core_named,
+       context FROM pg_settings WHERE name = 'recsys.blas_core';
+SET recsys.blas_core = 'Prescott';
