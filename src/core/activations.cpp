@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "vector_clones.h"
+
 namespace recsys {
 
 namespace {
@@ -40,9 +42,7 @@ inline float fast_tanh(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0
 
 }  // namespace
 
-// Each hot loop is compiled for AVX-512, AVX2+FMA and baseline x86-64; the loader picks
-// the best one the CPU has (GCC function multi-versioning), so one binary runs everywhere.
-#define RECSYS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// Each hot loop below carries RECSYS_VECTOR_CLONES (vector_clones.h).
 
 RECSYS_VECTOR_CLONES
 void lstm_cell_update(const float *gates, float *c, float *h, size_t hidden) {
