@@ -27,6 +27,8 @@
 #   refresh_recommendations' write against scoring alone, and deleting + inserting a model's rows
 #   against updating them in place (bench/refresh_write_cost.sh, same number of customers)
 #   recommend() of a from-start model from stored states vs the bare fetch (bench/online_state_cost.sh)
+#   score_all of from-start models past their window vs within it (bench/extrapolation_cost.sh,
+#   its own database of 20000 customers)
 #   recommend() at 64 clients through pgbouncer vs 64 direct connections (bench/pgbouncer_bench.sh)
 #   a promote during a pgbench run, and a backend's memory before/after loading the model.
 #   PL/Proxy shards (bench/plproxy_bench.sh, three clusters of its own on RECSYS_BENCH_PORT + 20 ..
@@ -321,6 +323,9 @@ say "online path from stored states: recommend() of a from-start model with ever
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres PGBIN=$PGBIN RECSYS_ONLINE_DB=postgres RECSYS_ONLINE_RELATION=santander.snapshots \
     RECSYS_ONLINE_SLIDING=bench RECSYS_ONLINE_IDS="$FIRST_ID $LAST_ID" RECSYS_ONLINE_PGBENCH_SECONDS=$SECS \
     RECSYS_ONLINE_RESULTS="$R" bash bench/online_state_cost.sh
+
+say "past the window: score_all of from-start models kept past their window vs one within it (its own database)"
+PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres PGBIN=$PGBIN bash bench/extrapolation_cost.sh
 
 say "serving statistics: recommend() with recsys.serving_stats on and off (same loop, alternating rounds)"
 PGHOST=$pgdir PGPORT=$PORT PGUSER=postgres RECSYS_STATS_DB=postgres RECSYS_STATS_MODEL=bench \

@@ -68,11 +68,28 @@ void FeatureEncoder::encode_statics(const HistoryBatch &batch, size_t r, float *
 
 void FeatureEncoder::encode(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month,
                             float *steps, float *statics, uint8_t *held, int32_t *end_month, uint32_t *lengths) const {
+    encode_steps(batch, first, count, as_of_month, 0, true, steps, statics, held, end_month, lengths);
+}
+
+uint32_t FeatureEncoder::encode_part(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month,
+                                     uint32_t first_step, float *steps, float *statics, uint8_t *held,
+                                     int32_t *end_month, uint32_t *lengths) const {
+    if (model_.history != HistoryMode::FromStartMonth)
+        fail(ErrorKind::Internal, "only a from-start model's sequences are encoded in parts");
+    return encode_steps(batch, first, count, as_of_month, first_step, false, steps, statics, held, end_month, lengths);
+}
+
+uint32_t FeatureEncoder::encode_steps(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month,
+                                      uint32_t first_step, bool refuse_past_window, float *steps, float *statics,
+                                      uint8_t *held, int32_t *end_month, uint32_t *lengths) const {
     const size_t F = batch.feature_count, P = products_;
     if (F != model_.features.size() || batch.product_count != P)
         fail(ErrorKind::Internal, "history batch shape does not match the model");
     const bool from_start = model_.history == HistoryMode::FromStartMonth;
     if (from_start && !lengths) fail(ErrorKind::Internal, "a from-start model needs sequence lengths");
+    // Month of step 0 of this part (from-start models).
+    const int32_t first_month = model_.start_month + int32_t(first_step);
+    uint32_t longest = 0;
     std::fill(steps, steps + size_t(window_) * count * step_width_, 0.0f);
     std::fill(statics, statics + count * static_width_, 0.0f);
     std::fill(held, held + count * P, uint8_t(0));
@@ -86,19 +103,21 @@ void FeatureEncoder::encode(const HistoryBatch &batch, size_t first, size_t coun
         end_month[b] = last;
         if (from_start) {
             const int32_t length = last - model_.start_month + 1;
-            if (length > int32_t(window_))
+            if (refuse_past_window && length > int32_t(window_))
                 fail(ErrorKind::DataException,
                      "customer " + std::to_string(batch.customer_ids[c]) + " has " + std::to_string(length) +
                          " months from the model's start month to month index " + std::to_string(last) +
                          ", more than the model's window of " + std::to_string(window_),
                      "", "Train or export a model with a larger window, or a later start month.");
-            lengths[b] = length > 0 ? uint32_t(length) : 0u;
+            const uint32_t total = length > 0 ? uint32_t(length) : 0u;
+            longest = std::max(longest, total);
+            lengths[b] = total > first_step ? std::min(total - first_step, window_) : 0u;
         }
         if (end == begin) continue;  // no snapshot at all: an all-zero input
 
         for (size_t r = begin; r < end; ++r) {
-            // Step index: from the window's end (sliding) or from the start month.
-            const int32_t slot = from_start ? batch.month[r] - model_.start_month
+            // Step index: from the window's end (sliding) or from the part's first month.
+            const int32_t slot = from_start ? batch.month[r] - first_month
                                             : int32_t(window_) - 1 - (last - batch.month[r]);
             if (slot < 0 || slot >= int32_t(window_) || batch.month[r] > last) continue;
             // "Added" needs the month before, inside the sequence for from-start models.
@@ -113,6 +132,7 @@ void FeatureEncoder::encode(const HistoryBatch &batch, size_t first, size_t coun
         if (batch.month[r_last] == last) std::memcpy(held + b * P, batch.products.data() + r_last * P, P);
         encode_statics(batch, r_last, statics + b * static_width_);
     }
+    return longest;
 }
 
 }  // namespace recsys

@@ -37,6 +37,18 @@ public:
     void encode(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month, float *steps,
                 float *statics, uint8_t *held, int32_t *end_month, uint32_t *lengths = nullptr) const;
 
+    // A FromStartMonth model's sequences of any length, one part of T steps at a time (the
+    // batch scoring paths past the model's window: batch_scoring.h). As encode(), except that
+    // step t is month start_month + first_step + t, lengths[b] receives how many of customer
+    // b's steps fall in [first_step, first_step + T) (0 once its sequence has ended), and no
+    // customer is refused for having more months than the window. Returns the longest
+    // sequence of the batch in steps (months from the start month to the end month): the
+    // caller encodes parts first_step = 0, T, 2T, ... below it, carrying each customer's
+    // state from one part to the next.
+    uint32_t encode_part(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month,
+                         uint32_t first_step, float *steps, float *statics, uint8_t *held, int32_t *end_month,
+                         uint32_t *lengths) const;
+
     // One step's input for month row r of `batch` (r_previous: the customer's row for the
     // month before, or SIZE_MAX when there is none), as encode() writes it.
     void encode_step(const HistoryBatch &batch, size_t r, size_t r_previous, float *step) const;
@@ -47,6 +59,11 @@ public:
     void encode_feature(const FeatureSpec &f, float raw, float *out) const;
 
 private:
+    // encode() (refuse_past_window, first_step 0) and encode_part().
+    uint32_t encode_steps(const HistoryBatch &batch, size_t first, size_t count, int32_t as_of_month,
+                          uint32_t first_step, bool refuse_past_window, float *steps, float *statics, uint8_t *held,
+                          int32_t *end_month, uint32_t *lengths) const;
+
     const Model &model_;
     uint32_t window_, step_width_, static_width_, products_;
     bool adds_;

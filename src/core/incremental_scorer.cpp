@@ -50,10 +50,6 @@ void IncrementalScorer::advance(const HistoryBatch &batch, size_t first, size_t 
         if (steps < 1)
             fail(ErrorKind::DataException,
                  "customer " + std::to_string(batch.customer_ids[c]) + " already has a state for this month or a later one");
-        if (month - model_.start_month + 1 > int32_t(model_.window_months))
-            fail(ErrorKind::DataException,
-                 "customer " + std::to_string(batch.customer_ids[c]) + " would have more months since the model's "
-                 "start month than its window of " + std::to_string(model_.window_months));
         steps_of_[b] = uint32_t(steps);
     }
     // Customers grouped by how many steps they advance (1 for nearly all of them), fewest

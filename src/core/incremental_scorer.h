@@ -2,7 +2,9 @@
 // LSTM state after month m is all that is needed to score month m + 1, so a new monthly
 // snapshot advances the stored state by one step (or by the months since it, through
 // all-zero steps for months without a snapshot) instead of re-reading and re-running the
-// whole history. The result equals a full recompute (tested to 1e-5).
+// whole history. The result equals a full recompute (tested to 1e-5). Months past the
+// model's window advance like any other: the recurrence has no window (the extrapolation
+// docs/online-scoring.md describes).
 #pragma once
 
 #include <cstdint>

@@ -63,6 +63,20 @@ void LstmForward::score(const float *steps, const float *statics, size_t batch, 
     head(state_.data(), statics, batch, scores);
 }
 
+void LstmForward::score_parts(size_t total_steps, const PartFn &part, const float *statics, size_t batch,
+                              float *scores) {
+    if (batch > max_batch_) fail(ErrorKind::Internal, "batch larger than the scorer's buffers");
+    if (batch == 0) return;
+    std::fill(state_.begin(), state_.begin() + batch * state_size(), 0.0f);
+    for (size_t first_step = 0; first_step < total_steps; first_step += T_) {
+        const uint32_t *lengths = nullptr;
+        const float *steps = part(first_step, &lengths);
+        advance(steps, std::min(T_, total_steps - first_step), batch, lengths, state_.data());
+        poll(poll_);
+    }
+    head(state_.data(), statics, batch, scores);
+}
+
 void LstmForward::run(const float *steps, size_t n_steps, size_t batch, const uint32_t *lengths, float *state) {
     if (batch > max_batch_ || n_steps > T_) fail(ErrorKind::Internal, "batch or sequence larger than the scorer's buffers");
     if (batch == 0 || n_steps == 0) return;

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "batch_memory.h"
@@ -52,6 +53,20 @@ public:
     // step feeds the head (FromStartMonth models). Without lengths every customer has T.
     void score(const float *steps, const float *statics, size_t batch, float *scores,
                const uint32_t *lengths = nullptr);
+
+    // One part of every customer's sequence for score_parts(): the steps [first_step,
+    // first_step + T) (T x batch x step_width, time-major; only the first n_steps =
+    // min(T, total_steps - first_step) are read) and, through *lengths, how many of them
+    // belong to each customer (0 once its sequence has ended).
+    using PartFn = std::function<const float *(size_t first_step, const uint32_t **lengths)>;
+
+    // score() for sequences of up to total_steps steps, more than the buffers' T (a from-start
+    // model past its window: docs/online-scoring.md). part() is called for first_step = 0,
+    // T, 2T, ... below total_steps, in order; each customer's state carries from one part to
+    // the next in this object's scratch, so the scores equal those of one sequence of
+    // total_steps steps, at the cost of those steps (the last part runs only the steps left).
+    // statics: as score()'s, read after the last part.
+    void score_parts(size_t total_steps, const PartFn &part, const float *statics, size_t batch, float *scores);
 
     // Advances each customer's state (batch x state_size(), read and written) through
     // n_steps steps (n_steps x batch x step_width, time-major), or through its first

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "batch_scoring.h"
 #include "guard.h"
 #include "history_stream.h"
 #include "incremental_scorer.h"
@@ -235,7 +236,7 @@ using StateSink = std::function<void(int64_t customer, int32_t month, const floa
 // Every customer's state after its latest month, computed over its whole history from the
 // model's start month (SPI connected).
 void compute_full_states(LoadedModel *m, const StateSink &sink) {
-    const size_t T = m->model.window_months, P = m->model.product_count();
+    const size_t P = m->model.product_count();
     const size_t SS = m->model.state_size();
     const size_t B = plan_batch("recsys.full_states", m->label(), m->model,
                                 LstmForward::buffer_bytes(m->model) + EncodedBatch::buffer_bytes(m->model) +
@@ -249,11 +250,8 @@ void compute_full_states(LoadedModel *m, const StateSink &sink) {
                    [&](HistoryBatch &history, size_t count) {
                        for (size_t first = 0; first < count; first += B) {
                            const size_t n = std::min(B, count - first);
-                           m->encoder->encode(history, first, n, -1, buf.steps.data(), buf.statics.data(),
-                                              buf.held.data(), buf.end_month.data(), buf.lengths.data());
-                           std::fill(states.begin(), states.begin() + n * SS, 0.0f);
-                           forward.run(buf.steps.data(), T, n, buf.lengths.data(), states.data());
-                           forward.head(states.data(), buf.statics.data(), n, buf.scores.data());
+                           // Past the model's window, in parts of the window's length (batch_scoring.h).
+                           score_batch(m->model, *m->encoder, forward, buf, history, first, n, states.data());
                            for (size_t b = 0; b < n; ++b)
                                sink(history.customer_ids[first + b], buf.end_month[b], states.data() + b * SS,
                                     buf.held.data() + b * P, buf.scores.data() + b * P);
@@ -265,11 +263,12 @@ void compute_full_states(LoadedModel *m, const StateSink &sink) {
 // The stored states of the customers with a snapshot in `month`, advanced to it (SPI connected).
 // The stored states are read through a cursor whose snapshot predates the sink's writes.
 void compute_advanced_states(LoadedModel *m, int32_t month, const StateSink &sink) {
-    if (month < m->model.start_month || month - m->model.start_month + 1 > int32_t(m->model.window_months))
+    // Months past the model's window are advanced like any other: the recurrence has no window
+    // (docs/online-scoring.md, "Past the window").
+    if (month < m->model.start_month)
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE,
                        "month " + month_label(month) + " is outside " + m->label() + "'s history",
-                       "Its history starts in " + month_label(m->model.start_month) + " and holds " +
-                           std::to_string(m->model.window_months) + " months.");
+                       "Its history starts in " + month_label(m->model.start_month) + ".");
 
     const size_t P = m->model.product_count(), SS = m->model.state_size();
     // Per customer beside the scorer: states, scores, held flags and months; the stored state

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_scoring.h"
 #include "guard.h"
 #include "history_stream.h"
 #include "memory_budget.h"
@@ -177,13 +178,11 @@ void score_stream(LoadedModel &m, const char *function, size_t customers, const 
     LstmForward forward(m.model, B);
     forward.set_poll(interrupt_poll());
     EncodedBatch buf(m.model, B);
-    uint32_t *lengths_or_null = m.model.history == HistoryMode::FromStartMonth ? buf.lengths.data() : nullptr;
     stream_history(*m.reader, m.model, sql, nargs, types, args, B, nullptr, [&](HistoryBatch &history, size_t count) {
         for (size_t first = 0; first < count; first += B) {
             const size_t n = std::min(B, count - first);
-            m.encoder->encode(history, first, n, -1, buf.steps.data(), buf.statics.data(), buf.held.data(),
-                              buf.end_month.data(), lengths_or_null);
-            forward.score(buf.steps.data(), buf.statics.data(), n, buf.scores.data(), lengths_or_null);
+            // Past a from-start model's window, in parts of the window's length (batch_scoring.h).
+            score_batch(m.model, *m.encoder, forward, buf, history, first, n);
             for (size_t b = 0; b < n; ++b) {
                 const auto ranked = top_k(buf.scores.data() + b * P, buf.held.data() + b * P, uint32_t(P), k);
                 emit(history.customer_ids[first + b], ranked, buf.scores.data() + b * P);

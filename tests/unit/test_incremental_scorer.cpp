@@ -1,5 +1,6 @@
 // Incremental scoring equals a full recompute: states advanced month by month (with gaps,
-// late joiners and multi-month jumps) give the same scores as running the whole history.
+// late joiners and multi-month jumps) give the same scores as running the whole history, also
+// past the model's window (against the same weights with a window that holds the history).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,10 +19,10 @@ namespace {
 
 constexpr int32_t kStart = 2015 * 12;
 
-Model from_start_model(uint32_t layers) {
+Model from_start_model(uint32_t layers, uint32_t window = 10) {
     Model m;
     m.source = {"s.t", "id", "month"};
-    m.window_months = 10;
+    m.window_months = window;
     m.history = HistoryMode::FromStartMonth;
     m.start_month = kStart;
     m.hidden = 12;
@@ -87,8 +88,9 @@ void append(HistoryBatch &batch, const Row &r) {
 
 class IncrementalScorerTest : public ::testing::TestWithParam<uint32_t> {};
 
-TEST_P(IncrementalScorerTest, MonthByMonthEqualsFullRecompute) {
-    const Model m = from_start_model(GetParam());
+// Advances `m` month by month and compares with the full recompute of `reference` (the same
+// weights, a window that holds the whole history).
+void expect_month_by_month_equals_full_recompute(const Model &m, const Model &reference) {
     const auto rows = history();
     const size_t P = m.product_count();
 
@@ -100,9 +102,10 @@ TEST_P(IncrementalScorerTest, MonthByMonthEqualsFullRecompute) {
         append(full, r);
     }
     const size_t n = full.customer_count();
-    FeatureEncoder encoder(m);
-    LstmForward forward(m, n);
-    std::vector<float> steps(m.window_months * n * m.step_width()), statics(n * m.static_width()), expected(n * P);
+    FeatureEncoder encoder(reference);
+    LstmForward forward(reference, n);
+    std::vector<float> steps(reference.window_months * n * m.step_width()), statics(n * m.static_width()),
+        expected(n * P);
     std::vector<uint8_t> held(n * P);
     std::vector<int32_t> end(n);
     std::vector<uint32_t> lengths(n);
@@ -161,6 +164,16 @@ TEST_P(IncrementalScorerTest, MonthByMonthEqualsFullRecompute) {
     EXPECT_GT(spread, 1e-3);
 }
 
+TEST_P(IncrementalScorerTest, MonthByMonthEqualsFullRecompute) {
+    const Model m = from_start_model(GetParam());
+    expect_month_by_month_equals_full_recompute(m, m);
+}
+
+TEST_P(IncrementalScorerTest, PastTheWindowEqualsFullRecompute) {
+    // Trained on 3 months, advanced through 6 (and customer 6 jumps 3 months at once).
+    expect_month_by_month_equals_full_recompute(from_start_model(GetParam(), 3), from_start_model(GetParam()));
+}
+
 INSTANTIATE_TEST_SUITE_P(Layers, IncrementalScorerTest, ::testing::Values(1u, 2u));
 
 TEST(IncrementalScorer, RefusesSlidingWindowModels) {
@@ -183,7 +196,9 @@ TEST(IncrementalScorer, RefusesGoingBackInTime) {
     EXPECT_THROW(scorer.advance(batch, 0, 1, &state_month, states.data(), scores.data(), held.data()), Error);
 }
 
-TEST(IncrementalScorer, FullRecomputeRefusesHistoriesLongerThanTheWindow) {
+// encode() (training, evaluation) reads one window; the batch scoring paths encode longer
+// histories in parts (test_batch_scoring.cpp).
+TEST(IncrementalScorer, OneWindowEncodeRefusesHistoriesLongerThanTheWindow) {
     const Model m = from_start_model(1);
     HistoryBatch batch;
     batch.reset(m.features.size(), m.product_count());

@@ -186,7 +186,8 @@ TEST_P(StateContinuationTest, PastTheWindowEqualsALongerWindow) {
         cont.score(b, c, cont.initial_month(), state.data(), scores.data(), held.data());
         for (size_t p = 0; p < P; ++p) EXPECT_NEAR(scores[p], expected[c * P + p], 1e-5) << "customer " << c;
     }
-    // The model's own encoder still refuses such a history in one window (batch paths).
+    // encode() still refuses such a history in one window (training and evaluation); the batch
+    // scoring paths encode it in parts (test_batch_scoring.cpp).
     EXPECT_THROW(full_scores(m, b), Error);
 }
 

@@ -66,7 +66,9 @@ SELECT DISTINCT model_version AS recommended_by FROM recsys.recommendations WHER
 INSERT INTO inc.snapshots SELECT * FROM recsys.generate_santander(400, months => 9) WHERE fecha_dato = '2015-09-28' AND ncodpers < 15889 + 10;
 DELETE FROM recsys.customer_states WHERE model_name = 'inc_model' AND customer_id = 15889;
 SELECT count(*) FROM recsys.advanced_states('inc_model', '2015-09-28');
--- Sliding-window models have no state to advance; a month outside the history is refused.
+-- Sliding-window models have no state to advance; a month before the start month is refused.
 SELECT count(*) FROM recsys.full_states('inc_sliding');
 SELECT count(*) FROM recsys.advanced_states('inc_model', '2014-12-28');
+-- A month past the model's window is advanced like any other (extrapolation.sql); nobody has
+-- a snapshot in this one.
 SELECT count(*) FROM recsys.advanced_states('inc_model', '2016-02-28');
