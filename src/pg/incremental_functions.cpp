@@ -234,13 +234,14 @@ using StateSink = std::function<void(int64_t customer, int32_t month, const floa
                                      const float *scores)>;
 
 // Every customer's state after its latest month, computed over its whole history from the
-// model's start month (SPI connected).
-void compute_full_states(LoadedModel *m, const StateSink &sink) {
+// model's start month (SPI connected). sink_bytes: what the sink buffers at most, planned into
+// recsys.max_batch_memory with the batch.
+void compute_full_states(LoadedModel *m, const StateSink &sink, size_t sink_bytes) {
     const size_t P = m->model.product_count();
     const size_t SS = m->model.state_size();
     const size_t B = plan_batch("recsys.full_states", m->label(), m->model,
                                 LstmForward::buffer_bytes(m->model) + EncodedBatch::buffer_bytes(m->model) +
-                                    history_bytes(m->model) + BatchBytes{0, SS * sizeof(float)},
+                                    history_bytes(m->model) + BatchBytes{sink_bytes, SS * sizeof(float)},
                                 SIZE_MAX);
     LstmForward forward(m->model, B);
     forward.set_poll(interrupt_poll());
@@ -262,7 +263,8 @@ void compute_full_states(LoadedModel *m, const StateSink &sink) {
 
 // The stored states of the customers with a snapshot in `month`, advanced to it (SPI connected).
 // The stored states are read through a cursor whose snapshot predates the sink's writes.
-void compute_advanced_states(LoadedModel *m, int32_t month, const StateSink &sink) {
+// sink_bytes as for compute_full_states.
+void compute_advanced_states(LoadedModel *m, int32_t month, const StateSink &sink, size_t sink_bytes) {
     // Months past the model's window are advanced like any other: the recurrence has no window
     // (docs/online-scoring.md, "Past the window").
     if (month < m->model.start_month)
@@ -276,7 +278,7 @@ void compute_advanced_states(LoadedModel *m, int32_t month, const StateSink &sin
     const size_t stored_state_bytes = SS * sizeof(float) + 2 * P + 96;
     const size_t B = plan_batch("recsys.advanced_states", m->label(), m->model,
                                 IncrementalScorer::buffer_bytes(m->model) + history_bytes(m->model) +
-                                    BatchBytes{0, (SS + P) * sizeof(float) + P + sizeof(int32_t) +
+                                    BatchBytes{sink_bytes, (SS + P) * sizeof(float) + P + sizeof(int32_t) +
                                                       3 * stored_state_bytes + 2 * sizeof(int64_t) +
                                                       4 * history_row_bytes(m->model)},
                                 SIZE_MAX);
@@ -369,7 +371,7 @@ RECSYS_FUNCTION(recsys_full_states) {
     const int32_t k = PG_GETARG_INT32(1);
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     StateRowWriter writer = make_writer(fcinfo, *m);
-    compute_full_states(m.get(), srf_sink(writer, k));
+    compute_full_states(m.get(), srf_sink(writer, k), 0);
     spi_finish();
     serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
     return (Datum)0;
@@ -385,7 +387,7 @@ RECSYS_FUNCTION(recsys_advanced_states) {
     const int32_t k = PG_GETARG_INT32(2);
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     StateRowWriter writer = make_writer(fcinfo, *m);
-    compute_advanced_states(m.get(), month, srf_sink(writer, k));
+    compute_advanced_states(m.get(), month, srf_sink(writer, k), 0);
     spi_finish();
     serving::note_customers(uint64_t(tuplestore_tuple_count(writer.rsinfo->setResult)));
     return (Datum)0;
@@ -403,7 +405,17 @@ RECSYS_FUNCTION(recsys_store_states) {
     const int32_t k = PG_GETARG_INT32(2);
     std::shared_ptr<LoadedModel> m = from_start_model(name, k);
     const uint32_t P = m->model.product_count();
-    RecommendationWriter out(m->name, RecommendationWriter::Rows::StatesAndRecommendations, m->model.state_size(), P);
+    // The writer's batch takes at most a quarter of recsys.max_batch_memory (as a fetch does) and
+    // counts in it beside the scorer's batch.
+    const auto rows = RecommendationWriter::Rows::StatesAndRecommendations;
+    const size_t row_bytes = RecommendationWriter::buffer_bytes(rows, m->model.state_size(), P, size_t(k), 1);
+    const size_t writer_rows =
+        std::clamp<size_t>(max_batch_memory_bytes() / 4 / row_bytes, 1, RecommendationWriter::kBatchRows);
+    const size_t writer_bytes = row_bytes * writer_rows;
+    pg_call([&] {
+        elog(DEBUG1, "recsys.store_states: writes batches of %zu rows (%zu bytes)", writer_rows, writer_bytes);
+    });
+    RecommendationWriter out(m->name, rows, m->model.state_size(), P, writer_rows);
     const std::vector<std::string> &names = m->model.products;
     const int32_t version = m->version;
     const StateSink sink = [&](int64_t customer, int32_t state_month, const float *state, const uint8_t *products,
@@ -411,9 +423,9 @@ RECSYS_FUNCTION(recsys_store_states) {
         out.add(customer, version, state_month, state, products, names, top_k(scores, products, P, uint32_t(k)));
     };
     if (full)
-        compute_full_states(m.get(), sink);
+        compute_full_states(m.get(), sink, writer_bytes);
     else
-        compute_advanced_states(m.get(), month, sink);
+        compute_advanced_states(m.get(), month, sink, writer_bytes);
     const uint64_t written = out.finish();
     spi_finish();
     // Counted for advance_month (recsys.serving_stats).

@@ -151,6 +151,17 @@ RecommendationWriter::RecommendationWriter(const std::string &model, Rows rows, 
     }
 }
 
+size_t RecommendationWriter::buffer_bytes(Rows rows, size_t state_size, size_t product_count, size_t k,
+                                          size_t batch_rows) {
+    // Per row: id, version, offsets, row number and slice bounds; each ranked product's name (a
+    // std::string of a short name, then its part of the text[] literal) and score; with
+    // states, the state month, the state (float4) and the products (int2).
+    size_t row = 48 + k * (sizeof(std::string) + 32 + sizeof(float));
+    if (rows == Rows::StatesAndRecommendations)
+        row += sizeof(int32_t) + state_size * sizeof(float) + product_count * sizeof(int16_t);
+    return 2 * row * (batch_rows ? batch_rows : 1);
+}
+
 void RecommendationWriter::begin_row(int64_t customer, int32_t version) {
     ids_.push_back(customer);
     versions_.push_back(version);

@@ -39,7 +39,13 @@ public:
     // state (real[]) and products (smallint[]) columns of customer_states; batch_rows: rows
     // per flush. SPI must be connected, and stay connected until finish().
     RecommendationWriter(const std::string &model, Rows rows, size_t state_size, size_t product_count,
-                         size_t batch_rows = 1024);
+                         size_t batch_rows = kBatchRows);
+    static constexpr size_t kBatchRows = 1024;
+
+    // Bytes a writer's batch holds at most (the rows buffered in C++, and again as the flush's
+    // SQL arrays) for k products a row: for callers to count in recsys.max_batch_memory.
+    static size_t buffer_bytes(Rows rows, size_t state_size, size_t product_count, size_t k,
+                               size_t batch_rows = kBatchRows);
 
     // For a writer that replaces all of the model's recommendations (refresh_recommendations,
     // Rows::Recommendations): finish() then deletes the model's rows in recsys.recommendations

@@ -44,6 +44,13 @@ SELECT count(*) AS customers,
 RESET client_min_messages;
 -- The other batch calls too.
 SELECT count(*) AS states FROM recsys.full_states('rl_inc', 7);
+-- rebuild_states' writer keeps its batch of rows to write within a quarter of the budget, and
+-- the scorer's batch is planned beside it.
+SET client_min_messages = debug1;
+SELECT recsys.rebuild_states('rl_inc') AS rebuilt;
+RESET client_min_messages;
+DELETE FROM recsys.recommendations WHERE model_name = 'rl_inc';
+DELETE FROM recsys.customer_states WHERE model_name = 'rl_inc';
 SELECT method, customers > 0 AS scored FROM recsys.evaluate('rl_narrow', 1) ORDER BY method;
 
 -- When one customer's buffers do not fit, the call fails with 54000, saying how many bytes a
