@@ -439,6 +439,35 @@ END
 $$;
 COMMENT ON PROCEDURE recsys_proxy.rollback(text, text, integer) IS 'recsys.rollback() on every shard, atomically (2PC); every shard must go back to the same version';
 
+-- The promotion gate through the proxy: recsys.validate() of the candidate on every shard, each
+-- on its own customers, each record committed on its shard (no 2PC: a record is a fact about
+-- that shard's data, kept whatever the others found). A gated recsys_proxy.promote() (force
+-- false) then commits only if every shard's recsys.promote() finds a passing record against its
+-- production version: one shard that fails its gate rolls the promote back everywhere.
+CREATE FUNCTION recsys_proxy.validate(model_name text, candidate_version integer, month date DEFAULT NULL)
+RETURNS TABLE (shard integer, validation_id bigint, passed boolean, production_version integer,
+               candidate_map7 double precision, production_map7 double precision, difference double precision,
+               reasons text[])
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+BEGIN
+    FOR s IN SELECT d.shard, d.dsn FROM recsys_proxy.shard_dsns() d ORDER BY d.shard LOOP
+        RETURN QUERY
+        SELECT s.shard, v.validation_id, v.passed, v.production_version, v.candidate_map7, v.production_map7,
+               v.difference, v.reasons
+          FROM public.dblink(s.dsn,
+                 pg_catalog.format('SELECT validation_id, passed, production_version, candidate_map7, production_map7, '
+                                   'difference, reasons FROM recsys.validate(%L, %s, %L)',
+                                   model_name, candidate_version, month))
+            AS v(validation_id bigint, passed boolean, production_version integer, candidate_map7 double precision,
+                 production_map7 double precision, difference double precision, reasons text[]);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION recsys_proxy.validate(text, integer, date) IS 'recsys.validate() of a candidate on every shard, on each shard''s own customers; one row per shard. A gated recsys_proxy.promote() needs every shard to pass';
+
 -- The documented recovery: finds the prepared registry changes on every shard (pg_prepared_xacts,
 -- gid recsys_proxy_<transaction>_<shard>) and settles each by the proxy's log: COMMIT PREPARED
 -- where the proxy decided to commit, ROLLBACK PREPARED otherwise (presumed abort). Returns one

@@ -323,4 +323,35 @@ SELECT '$got' <> 'none' AND recsys_proxy.pinned_version('default') = 1
 check "shard 1 back: its customers are served again through the same proxy" qp "
 SELECT recsys_proxy.recommend($c1) = (SELECT products FROM reference_v1 WHERE customer_id = $c1)"
 
+# ---------------------------------------------------------------------------------------------
+# The promotion gate through the proxy: each shard validates v2 against v1 on its own customers;
+# a promote without force commits exactly when every shard passed, and changes nothing otherwise
+# ---------------------------------------------------------------------------------------------
+validations=$(qp -F '|' -c "SELECT shard, passed, production_version, round(difference::numeric, 5) FROM recsys_proxy.validate('default', 2) ORDER BY shard" 2>&1)
+n_rows=$(echo "$validations" | grep -c '^[01]|')
+all_passed=$(echo "$validations" | awk -F'|' 'BEGIN { p = "t" } /^[01]\|/ { if ($2 != "t") p = "f" } END { print p }')
+if [ "$n_rows" = 2 ] && echo "$validations" | awk -F'|' '/^[01]\|/ && $3 != 1 { bad = 1 } END { exit bad }'; then
+    ok "recsys_proxy.validate: one record per shard against production v1 (shard|passed|production|difference: $(echo "$validations" | tr '\n' ' '))"
+else
+    not_ok "recsys_proxy.validate: expected 2 rows against v1, got: $validations"
+fi
+check "each shard keeps its own validation record of v2" qp "
+SELECT bool_and(n = 1) FROM (
+    SELECT count(*) AS n FROM dblink('host=${shard_dirs[0]} port=${ports[0]} dbname=recsys_shard',
+        'SELECT 1 FROM recsys.model_validations WHERE name = ''default'' AND candidate_version = 2') AS t(x integer)
+    UNION ALL
+    SELECT count(*) FROM dblink('host=${shard_dirs[1]} port=${ports[1]} dbname=recsys_shard',
+        'SELECT 1 FROM recsys.model_validations WHERE name = ''default'' AND candidate_version = 2') AS t(x integer)) s"
+gated=$(sqlstate_of qp "CALL recsys_proxy.promote('default', 2)")
+if [ "$all_passed" = t ]; then
+    check "every shard passed: the gated promote through the proxy committed v2 on every shard ($gated)" qp "
+SELECT '$gated' = 'none' AND recsys_proxy.pinned_version('default') = 2
+       AND (SELECT bool_and(production_version = 2 AND status = 'ok') FROM recsys_proxy.shard_status())"
+else
+    check "a shard failed its gate: the gated promote failed ($gated) and changed no shard" qp "
+SELECT '$gated' <> 'none' AND recsys_proxy.pinned_version('default') = 1
+       AND (SELECT bool_and(production_version = 1) FROM recsys_proxy.shard_status())
+       AND (SELECT state FROM recsys_proxy.transactions ORDER BY id DESC LIMIT 1) = 'aborted'"
+fi
+
 finish
