@@ -353,5 +353,17 @@ SELECT '$gated' <> 'none' AND recsys_proxy.pinned_version('default') = 1
        AND (SELECT bool_and(production_version = 1) FROM recsys_proxy.shard_status())
        AND (SELECT state FROM recsys_proxy.transactions ORDER BY id DESC LIMIT 1) = 'aborted'"
 fi
+# A gate rule no candidate can meet on shard 0 only (MAP@7 of at least 1): the other version fails
+# there whatever it scores, so the gated promote must fail on every shard.
+prod=$(qp -c "SELECT recsys_proxy.pinned_version('default')")
+cand=$((3 - prod))
+qs 0 -c "SELECT recsys.set_gate_rule('default', '{\"min_map7\": 1}')" >/dev/null
+failing=$(qp -F '|' -c "SELECT shard, passed FROM recsys_proxy.validate('default', $cand) ORDER BY shard" 2>&1 | tr '\n' ' ')
+gated=$(sqlstate_of qp "CALL recsys_proxy.promote('default', $cand)")
+check "shard 0 fails its gate (validations: $failing): the gated promote of v$cand failed ($gated) and every shard keeps v$prod" qp "
+SELECT '$failing' LIKE '0|f %' AND '$gated' <> 'none' AND recsys_proxy.pinned_version('default') = $prod
+       AND (SELECT bool_and(production_version = $prod AND status = 'ok') FROM recsys_proxy.shard_status())
+       AND (SELECT state FROM recsys_proxy.transactions ORDER BY id DESC LIMIT 1) = 'aborted'"
+qs 0 -c "DELETE FROM recsys.gate_rules WHERE name = 'default'" >/dev/null
 
 finish
