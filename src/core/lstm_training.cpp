@@ -102,30 +102,6 @@ void fill_uniform(std::vector<float> &v, size_t n, double k, SplitMix64 &rng) {
     for (auto &x : v) x = rng.uniform(k);
 }
 
-// One customer's cell at one step, backward: from dh (the recurrent part; plus `above`, the
-// layer above's input gradient, when kAbove) and dc, the gate gradients dG and dc for the step
-// before. The variants without the previous cell (the first step) or without a layer above are
-// separate instantiations, so the loop has no branch and the compiler vectorises it (a loop with
-// the two conditions inside ran scalar: about 8% of a training step at H = 128). Same arithmetic,
-// in the same order, as the one loop it replaces.
-template <bool kAbove, bool kPrevCell>
-void cell_backward(size_t H, const float *__restrict gb, const float *__restrict tc, const float *__restrict cp,
-                   const float *__restrict above, const float *__restrict dh, float *__restrict dc,
-                   float *__restrict dgb) {
-    for (size_t j = 0; j < H; ++j) {
-        const float hgrad = kAbove ? dh[j] + above[j] : dh[j];
-        const float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
-        const float tcj = tc[j];
-        const float dcj = dc[j] + hgrad * og * (1.0f - tcj * tcj);
-        const float cpj = kPrevCell ? cp[j] : 0.0f;
-        dgb[j] = dcj * gg * ig * (1.0f - ig);
-        dgb[H + j] = dcj * cpj * fg * (1.0f - fg);
-        dgb[2 * H + j] = dcj * ig * (1.0f - gg * gg);
-        dgb[3 * H + j] = hgrad * tcj * og * (1.0f - og);
-        dc[j] = dcj * fg;
-    }
-}
-
 void check_shape(const std::vector<float> &v, size_t expected, const char *what) {
     if (v.size() != expected)
         fail(ErrorKind::Internal, "model weights do not match the model's dimensions",
@@ -355,23 +331,9 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
                         bias);
             for (size_t b = 0; b < B; ++b) {
                 if (b % cells_per_poll == cells_per_poll - 1) poll(poll_);
-                float *gb = g + b * G;
-                sigmoid_inplace(gb, 2 * H);
-                tanh_inplace(gb + 2 * H, H);
-                sigmoid_inplace(gb + 3 * H, H);
-                float *c = cells + (t * B + b) * H;
-                float *tc = tcs + (t * B + b) * H;
                 float *h = xh + ((t + 1) * B + b) * K + in_w;
-                if (c_prev) {
-                    const float *cp = c_prev + b * H;
-                    for (size_t j = 0; j < H; ++j) c[j] = gb[H + j] * cp[j] + gb[j] * gb[2 * H + j];
-                } else {
-                    // Same expression as the scorer's with c = 0, so the bits agree.
-                    for (size_t j = 0; j < H; ++j) c[j] = gb[H + j] * 0.0f + gb[j] * gb[2 * H + j];
-                }
-                std::memcpy(tc, c, H * sizeof(float));
-                tanh_inplace(tc, H);
-                for (size_t j = 0; j < H; ++j) h[j] = tc[j] * gb[3 * H + j];
+                lstm_cell_forward_cached(g + b * G, c_prev ? c_prev + b * H : nullptr, cells + (t * B + b) * H,
+                                         tcs + (t * B + b) * H, h, H);
                 if (xh_above) std::memcpy(xh_above + (t * B + b) * K_above, h, H * sizeof(float));
             }
         }
@@ -450,15 +412,7 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
                 const float *tc = tcs + (t * B + b) * H;
                 const float *cp = t > 0 ? cells + ((t - 1) * B + b) * H : nullptr;
                 float *dgb = dgates + (t * B + b) * G;
-                const float *ab = above ? above + b * H : nullptr;
-                if (ab && cp)
-                    cell_backward<true, true>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
-                else if (ab)
-                    cell_backward<true, false>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
-                else if (cp)
-                    cell_backward<false, true>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
-                else
-                    cell_backward<false, false>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
+                lstm_cell_backward(gb, tc, cp, above ? above + b * H : nullptr, dh + b * H, dc + b * H, dgb, H);
             }
             // dh_{t-1} = dG_t (B x 4H) · W_hh (4H x H).
             if (t > 0)
