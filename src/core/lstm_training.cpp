@@ -2,16 +2,17 @@
 // global-norm gradient clipping and Adam.
 //
 // Layout (all time-major, as LstmForward and FeatureEncoder use): for layer l the caches hold,
-// for every step t and customer b, the activated gates [i | f | g | o] (4H), the cell state c_t,
-// tanh(c_t) and the hidden output h_t (H each). The forward pass computes every value as
-// LstmForward::score does (the same GEMM rows, bias fills and activation functions; the scorer
-// only groups time steps into blocks), so its scores match the scorer's.
+// for every step t and customer b, the activated gates [i | f | g | o] (4H), the cell state c_t
+// and tanh(c_t) (H each), and the row [x_t | h_{t-1}] (in + H) that step t multiplies: one GEMM
+// per step computes the gates from it and [W_ih | W_hh]ᵀ. The activations are the scorer's
+// functions (activations.h), and the scores match LstmForward::score's within float rounding
+// (the order of the GEMM sums differs; the unit tests compare them within 1e-6).
 //
 // Backward, per layer from the top: one elementwise pass per step turns dh_t, dc_t into the gate
 // gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); the
-// weight gradients are then single GEMMs over all T*B rows: dW_ih = dGᵀ X, dW_hh = dG[1..]ᵀ h[..T-2],
-// and the input gradient passed to the layer below is dX = dG W_ih. Bias gradients are column sums
-// accumulated in double.
+// weight gradients are then single GEMMs over all T*B rows, computed transposed: dW_ihᵀ = Xᵀ dG,
+// dW_hhᵀ = h[..T-2]ᵀ dG[1..], and the input gradient passed to the layer below is dX = dG W_ih.
+// Bias gradients are column sums accumulated in double.
 //
 // Every GEMM runs through gemm_polled() (polled_gemm.h): large products are split into pieces of
 // bounded work with a poll between them (the weight gradients accumulate over pieces of rows), so
