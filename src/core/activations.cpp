@@ -118,6 +118,14 @@ void lstm_cell_backward(const float *gates, const float *tanh_c, const float *c_
 }
 
 RECSYS_VECTOR_CLONES
+void add_rows_as_double(double *__restrict acc, const float *__restrict rows, size_t n_rows, size_t cols) {
+    for (size_t r = 0; r < n_rows; ++r) {
+        const float *row = rows + r * cols;
+        for (size_t j = 0; j < cols; ++j) acc[j] += double(row[j]);
+    }
+}
+
+RECSYS_VECTOR_CLONES
 void sigmoid_inplace(float *x, size_t n) {
     for (size_t i = 0; i < n; ++i) x[i] = fast_sigmoid(x[i]);
 }

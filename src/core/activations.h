@@ -25,6 +25,9 @@ void lstm_cell_forward_cached(float *gates, const float *c_prev, float *c, float
 // c_prev), writes the gate pre-activation gradients dgates (4H).
 void lstm_cell_backward(const float *gates, const float *tanh_c, const float *c_prev, const float *above,
                         const float *dh, float *dc, float *dgates, size_t hidden);
+// acc[j] += rows[r * cols + j] in double, for r = 0 .. n_rows-1 in order (the bias gradients'
+// column sums; here for the vector clones, which the training step's own file is built without).
+void add_rows_as_double(double *acc, const float *rows, size_t n_rows, size_t cols);
 // Exact libm versions, for tests and as the reference.
 void sigmoid_reference(float *x, size_t n);
 void tanh_reference(float *x, size_t n);

@@ -439,10 +439,9 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
             double *acc = st.bias_acc.data();
             std::fill(acc, acc + G, 0.0);
             const size_t rows_per_poll = std::max<size_t>(1, kPollElements / G);
-            for (size_t r = 0; r < rows; ++r) {
-                const float *dg = dgates + r * G;
-                for (size_t j = 0; j < G; ++j) acc[j] += double(dg[j]);
-                if (r % rows_per_poll == rows_per_poll - 1) poll(poll_);
+            for (size_t r0 = 0; r0 < rows; r0 += rows_per_poll) {
+                add_rows_as_double(acc, dgates + r0 * G, std::min(rows_per_poll, rows - r0), G);
+                poll(poll_);
             }
             for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
         }
