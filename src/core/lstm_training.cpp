@@ -9,10 +9,10 @@
 // (the order of the GEMM sums differs; the unit tests compare them within 1e-6).
 //
 // Backward, per layer from the top: one elementwise pass per step turns dh_t, dc_t into the gate
-// gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); the
-// weight gradients are then single GEMMs over all T*B rows, computed transposed: dW_ihᵀ = Xᵀ dG,
-// dW_hhᵀ = h[..T-2]ᵀ dG[1..], and the input gradient passed to the layer below is dX = dG W_ih.
-// Bias gradients are column sums accumulated in double.
+// gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); every
+// few steps the weight gradients of those steps are added by one GEMM, computed transposed:
+// [dW_ih | dW_hh]ᵀ += [x_t | h_{t-1}]ᵀ dG_t, and the bias gradients (column sums of dG, in
+// double). The input gradient passed to the layer below is dX = dG W_ih, over all T*B rows.
 //
 // Every GEMM runs through gemm_polled() (polled_gemm.h): large products are split into pieces of
 // bounded work with a poll between them (the weight gradients accumulate over pieces of rows), so
@@ -33,6 +33,12 @@
 #include "splitmix64.h"
 
 namespace recsys {
+
+namespace {
+// Gate-gradient floats per weight-gradient GEMM in the backward pass (about 1 MB): small
+// enough to be still in cache when the GEMM reads them (see forward_backward).
+constexpr size_t kWeightGradientChunkFloats = size_t(1) << 18;
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // ModelGradients
@@ -158,7 +164,7 @@ struct LstmTrainer::State {
     // Per layer, (T + 1) x max_batch x (in_w + H): row (t, b) is [x_t | h_{t-1}] of customer b,
     // the left operand of step t's one gate GEMM and of the weight gradients; h_{T-1} lies in
     // slot T (whose x part is unused). A layer's h_t is also copied into the x part of the layer
-    // above. Slot 0's h part (h_{-1} = 0) is never read: step 0 multiplies only the x part.
+    // above. Slot 0's h part holds h_{-1} = 0 (step 0's gate product skips it).
     std::vector<Buffer<float>> xh;
     Buffer<float> head_in;  // max_batch x (H + S)
     Buffer<float> logits;   // max_batch x P
@@ -173,7 +179,7 @@ struct LstmTrainer::State {
     std::vector<float> bias_sum;     // layers x 4H: b_ih + b_hh of the current weights
     // Per layer, (in_w + H) x 4H: [W_ih | W_hh]ᵀ of the current weights (see forward_backward).
     std::vector<std::vector<float>> w_cat_t;
-    std::vector<float> dw_t;         // max(in_w, H) x 4H: a weight gradient, transposed
+    std::vector<float> dw_t;         // max(in_w + H) x 4H: a layer's weight gradients, transposed
     // Adam moments, shaped like the weights.
     ModelGradients m, v;
     size_t steps = 0;
@@ -191,10 +197,10 @@ struct LstmTrainer::State {
         tanh_cells.resize(L);
         xh.resize(L);
         w_cat_t.resize(L);
-        size_t widest = H;
+        size_t widest = 0;
         for (size_t l = 0; l < L; ++l) {
             in_w[l] = model.layer_input_width(l);
-            widest = std::max(widest, in_w[l]);
+            widest = std::max(widest, in_w[l] + H);
             acts[l].resize(T * B * G);
             cells[l].resize(T * B * H);
             tanh_cells[l].resize(T * B * H);
@@ -219,10 +225,10 @@ struct LstmTrainer::State {
 BatchBytes LstmTrainer::buffer_bytes(const Model &model) {
     const size_t T = model.window_months, H = model.hidden, P = model.product_count(), S = model.static_width();
     const size_t L = model.layers.size(), G = 4 * H;
-    size_t inputs = 0, widest = H;  // sum and largest of the layers' input widths
+    size_t inputs = 0, widest = 0;  // sum of the layers' input widths; largest input width + H
     for (size_t l = 0; l < L; ++l) {
         inputs += model.layer_input_width(l);
-        widest = std::max<size_t>(widest, model.layer_input_width(l));
+        widest = std::max<size_t>(widest, model.layer_input_width(l) + H);
     }
     BatchBytes b;
     b.fixed = 2 * weight_bytes(model) + std::max(G, P) * sizeof(double) +
@@ -315,6 +321,7 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
         const size_t K_above = 2 * H;
         if (l == 0)
             for (size_t r = 0; r < T * B; ++r) std::memcpy(xh + r * K, steps + r * in_w, in_w * sizeof(float));
+        for (size_t b = 0; b < B; ++b) std::fill(xh + b * K + in_w, xh + b * K + K, 0.0f);  // h_{-1}
         float *bias = st.bias_sum.data() + l * G;
         for (size_t j = 0; j < G; ++j) bias[j] = layer.b_ih[j] + layer.b_hh[j];
         // [W_ih | W_hh]ᵀ (K x 4H), laid out once per call: every step's product then reads its
@@ -405,6 +412,16 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
 
         std::fill(dc, dc + B * H, 0.0f);
         if (li + 1 < L) std::fill(dh, dh + B * H, 0.0f);  // top layer: dh holds the head's gradient
+        // The weight and bias gradients are summed chunk by chunk of steps, as soon as a chunk's
+        // gate gradients are computed and still in cache (about 1 MB of dG): one GEMM per chunk,
+        // transposed, [dW_ih | dW_hh]ᵀ += [X | h_{t-1}]ᵀ dG (h_{-1} = 0 in slot 0), which
+        // OpenBLAS packs faster than dGᵀ [X | H] (dG, the large operand, untransposed). Summed
+        // once over all T*B rows at the end, the products read all of dG back from memory.
+        float *dw_t = st.dw_t.data();
+        double *acc = st.bias_acc.data();
+        std::fill(acc, acc + G, 0.0);
+        const size_t chunk_steps = std::max<size_t>(1, kWeightGradientChunkFloats / (B * G));
+        size_t chunk_end = T;  // the chunk is steps [t, chunk_end)
         for (size_t t = T; t-- > 0;) {
             const float *above = dx_above ? dx_above + t * B * H : nullptr;
             for (size_t b = 0; b < B; ++b) {
@@ -418,33 +435,21 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
             // dh_{t-1} = dG_t (B x 4H) · W_hh (4H x H).
             if (t > 0)
                 gemm_polled(false, false, B, H, G, dgates + t * B * G, G, layer.w_hh.data(), H, 0.0f, dh, H, poll_);
-        }
-
-        // Weight gradients as single GEMMs over all steps, computed transposed (dW_ihᵀ = Xᵀ dG,
-        // dW_hhᵀ = H_prevᵀ dG[1..]) and then laid out as the weights: OpenBLAS packs dG, the
-        // large operand, faster untransposed (about a fifth less time than dGᵀ X and dGᵀ H).
-        const size_t rows = T * B;
-        float *dw_t = st.dw_t.data();
-        gemm_polled(true, false, in_w, G, rows, xh, K, dgates, G, 0.0f, dw_t, G, poll_);
-        for (size_t r = 0; r < G; ++r)
-            for (size_t k = 0; k < in_w; ++k) glayer.w_ih[r * in_w + k] = dw_t[k * G + r];
-        if (T > 1) {
-            gemm_polled(true, false, H, G, (T - 1) * B, xh + B * K + in_w, K, dgates + B * G, G, 0.0f, dw_t, G, poll_);
-            for (size_t r = 0; r < G; ++r)
-                for (size_t k = 0; k < H; ++k) glayer.w_hh[r * H + k] = dw_t[k * G + r];
-        } else {
-            std::fill(glayer.w_hh.begin(), glayer.w_hh.end(), 0.0f);
-        }
-        {
-            double *acc = st.bias_acc.data();
-            std::fill(acc, acc + G, 0.0);
-            const size_t rows_per_poll = std::max<size_t>(1, kPollElements / G);
-            for (size_t r0 = 0; r0 < rows; r0 += rows_per_poll) {
-                add_rows_as_double(acc, dgates + r0 * G, std::min(rows_per_poll, rows - r0), G);
+            if (chunk_end - t == chunk_steps || t == 0) {
+                const size_t r0 = t * B, n_rows = (chunk_end - t) * B;
+                gemm_polled(true, false, K, G, n_rows, xh + r0 * K, K, dgates + r0 * G, G, chunk_end == T ? 0.0f : 1.0f,
+                            dw_t, G, poll_);
+                add_rows_as_double(acc, dgates + r0 * G, n_rows, G);
                 poll(poll_);
+                chunk_end = t;
             }
-            for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
         }
+        for (size_t r = 0; r < G; ++r) {
+            for (size_t k = 0; k < in_w; ++k) glayer.w_ih[r * in_w + k] = dw_t[k * G + r];
+            for (size_t k = 0; k < H; ++k) glayer.w_hh[r * H + k] = dw_t[(in_w + k) * G + r];
+        }
+        for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
+        const size_t rows = T * B;
 
         // Gradient w.r.t. this layer's input sequence, for the layer below: dX = dG · W_ih.
         if (li > 0) {
