@@ -2,16 +2,17 @@
 // global-norm gradient clipping and Adam.
 //
 // Layout (all time-major, as LstmForward and FeatureEncoder use): for layer l the caches hold,
-// for every step t and customer b, the activated gates [i | f | g | o] (4H), the cell state c_t,
-// tanh(c_t) and the hidden output h_t (H each). The forward pass computes every value as
-// LstmForward::score does (the same GEMM rows, bias fills and activation functions; the scorer
-// only groups time steps into blocks), so its scores match the scorer's.
+// for every step t and customer b, the activated gates [i | f | g | o] (4H), the cell state c_t
+// and tanh(c_t) (H each), and the row [x_t | h_{t-1}] (in + H) that step t multiplies: one GEMM
+// per step computes the gates from it and [W_ih | W_hh]ᵀ. The activations are the scorer's
+// functions (activations.h), and the scores match LstmForward::score's within float rounding
+// (the order of the GEMM sums differs; the unit tests compare them within 1e-6).
 //
 // Backward, per layer from the top: one elementwise pass per step turns dh_t, dc_t into the gate
-// gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); the
-// weight gradients are then single GEMMs over all T*B rows: dW_ih = dGᵀ X, dW_hh = dG[1..]ᵀ h[..T-2],
-// and the input gradient passed to the layer below is dX = dG W_ih. Bias gradients are column sums
-// accumulated in double.
+// gradients dG_t (kept for all T), with one recurrent GEMM per step (dh_{t-1} = dG_t W_hh); every
+// few steps the weight gradients of those steps are added by one GEMM, computed transposed:
+// [dW_ih | dW_hh]ᵀ += [x_t | h_{t-1}]ᵀ dG_t, and the bias gradients (column sums of dG, in
+// double). The input gradient passed to the layer below is dX = dG W_ih, over all T*B rows.
 //
 // Every GEMM runs through gemm_polled() (polled_gemm.h): large products are split into pieces of
 // bounded work with a poll between them (the weight gradients accumulate over pieces of rows), so
@@ -32,6 +33,12 @@
 #include "splitmix64.h"
 
 namespace recsys {
+
+namespace {
+// Gate-gradient floats per weight-gradient GEMM in the backward pass (about 1 MB): small
+// enough to be still in cache when the GEMM reads them (see forward_backward).
+constexpr size_t kWeightGradientChunkFloats = size_t(1) << 18;
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // ModelGradients
@@ -102,30 +109,6 @@ void fill_uniform(std::vector<float> &v, size_t n, double k, SplitMix64 &rng) {
     for (auto &x : v) x = rng.uniform(k);
 }
 
-// One customer's cell at one step, backward: from dh (the recurrent part; plus `above`, the
-// layer above's input gradient, when kAbove) and dc, the gate gradients dG and dc for the step
-// before. The variants without the previous cell (the first step) or without a layer above are
-// separate instantiations, so the loop has no branch and the compiler vectorises it (a loop with
-// the two conditions inside ran scalar: about 8% of a training step at H = 128). Same arithmetic,
-// in the same order, as the one loop it replaces.
-template <bool kAbove, bool kPrevCell>
-void cell_backward(size_t H, const float *__restrict gb, const float *__restrict tc, const float *__restrict cp,
-                   const float *__restrict above, const float *__restrict dh, float *__restrict dc,
-                   float *__restrict dgb) {
-    for (size_t j = 0; j < H; ++j) {
-        const float hgrad = kAbove ? dh[j] + above[j] : dh[j];
-        const float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
-        const float tcj = tc[j];
-        const float dcj = dc[j] + hgrad * og * (1.0f - tcj * tcj);
-        const float cpj = kPrevCell ? cp[j] : 0.0f;
-        dgb[j] = dcj * gg * ig * (1.0f - ig);
-        dgb[H + j] = dcj * cpj * fg * (1.0f - fg);
-        dgb[2 * H + j] = dcj * ig * (1.0f - gg * gg);
-        dgb[3 * H + j] = hgrad * tcj * og * (1.0f - og);
-        dc[j] = dcj * fg;
-    }
-}
-
 void check_shape(const std::vector<float> &v, size_t expected, const char *what) {
     if (v.size() != expected)
         fail(ErrorKind::Internal, "model weights do not match the model's dimensions",
@@ -174,9 +157,15 @@ void initialize_weights(Model &model, uint64_t seed) {
 
 struct LstmTrainer::State {
     size_t T = 0, H = 0, P = 0, S = 0, L = 0;
-    // Forward caches, per layer: T x max_batch x {4H, H, H, H}.
+    std::vector<size_t> in_w;  // per layer: the width of its input (the step features, or H)
+    // Forward caches, per layer: T x max_batch x {4H, H, H}.
     // (Buffers: allocated without initialisation; every element is written before it is read.)
-    std::vector<Buffer<float>> acts, cells, tanh_cells, hidden;
+    std::vector<Buffer<float>> acts, cells, tanh_cells;
+    // Per layer, (T + 1) x max_batch x (in_w + H): row (t, b) is [x_t | h_{t-1}] of customer b,
+    // the left operand of step t's one gate GEMM and of the weight gradients; h_{T-1} lies in
+    // slot T (whose x part is unused). A layer's h_t is also copied into the x part of the layer
+    // above. Slot 0's h part holds h_{-1} = 0 (step 0's gate product skips it).
+    std::vector<Buffer<float>> xh;
     Buffer<float> head_in;  // max_batch x (H + S)
     Buffer<float> logits;   // max_batch x P
     Buffer<float> scores;   // max_batch x P
@@ -188,7 +177,9 @@ struct LstmTrainer::State {
     Buffer<float> dx_a, dx_b;   // T x max_batch x H: gradient w.r.t. a layer's input sequence
     std::vector<double> bias_acc;    // 4H, or P
     std::vector<float> bias_sum;     // layers x 4H: b_ih + b_hh of the current weights
-    std::vector<float> w_hh_t;       // layers x H x 4H: W_hhᵀ of the current weights (see forward_backward)
+    // Per layer, (in_w + H) x 4H: [W_ih | W_hh]ᵀ of the current weights (see forward_backward).
+    std::vector<std::vector<float>> w_cat_t;
+    std::vector<float> dw_t;         // max(in_w + H) x 4H: a layer's weight gradients, transposed
     // Adam moments, shaped like the weights.
     ModelGradients m, v;
     size_t steps = 0;
@@ -200,15 +191,21 @@ struct LstmTrainer::State {
         S = model.static_width();
         L = model.layers.size();
         const size_t G = 4 * H;
+        in_w.resize(L);
         acts.resize(L);
         cells.resize(L);
         tanh_cells.resize(L);
-        hidden.resize(L);
+        xh.resize(L);
+        w_cat_t.resize(L);
+        size_t widest = 0;
         for (size_t l = 0; l < L; ++l) {
+            in_w[l] = model.layer_input_width(l);
+            widest = std::max(widest, in_w[l] + H);
             acts[l].resize(T * B * G);
             cells[l].resize(T * B * H);
             tanh_cells[l].resize(T * B * H);
-            hidden[l].resize(T * B * H);
+            xh[l].resize((T + 1) * B * (in_w[l] + H));
+            w_cat_t[l].resize((in_w[l] + H) * G);
         }
         head_in.resize(B * (H + S));
         logits.resize(B * P);
@@ -221,17 +218,23 @@ struct LstmTrainer::State {
         if (L > 2) dx_b.resize(T * B * H);
         bias_acc.resize(std::max(G, P));
         bias_sum.resize(L * G);
-        w_hh_t.resize(L * H * G);
+        dw_t.resize(widest * G);
     }
 };
 
 BatchBytes LstmTrainer::buffer_bytes(const Model &model) {
     const size_t T = model.window_months, H = model.hidden, P = model.product_count(), S = model.static_width();
     const size_t L = model.layers.size(), G = 4 * H;
+    size_t inputs = 0, widest = 0;  // sum of the layers' input widths; largest input width + H
+    for (size_t l = 0; l < L; ++l) {
+        inputs += model.layer_input_width(l);
+        widest = std::max<size_t>(widest, model.layer_input_width(l) + H);
+    }
     BatchBytes b;
-    b.fixed = 2 * weight_bytes(model) + std::max(G, P) * sizeof(double) + L * G * sizeof(float) + L * H * G * sizeof(float);
-    b.per_customer = (L * T * (G + 3 * H) + (H + S) + 3 * P + T * G + 2 * H + (L > 1 ? T * H : 0) +
-                      (L > 2 ? T * H : 0)) *
+    b.fixed = 2 * weight_bytes(model) + std::max(G, P) * sizeof(double) +
+              (L * G + (inputs + L * H) * G + widest * G) * sizeof(float);
+    b.per_customer = (L * T * (G + 2 * H) + (T + 1) * (inputs + L * H) + (H + S) + 3 * P + T * G + 2 * H +
+                      (L > 1 ? T * H : 0) + (L > 2 ? T * H : 0)) *
                      sizeof(float);
     return b;
 }
@@ -241,11 +244,10 @@ size_t LstmTrainer::allocated_bytes() const {
     size_t bytes = 0;
     for (size_t l = 0; l < st.L; ++l)
         bytes += vector_bytes(st.acts[l]) + vector_bytes(st.cells[l]) + vector_bytes(st.tanh_cells[l]) +
-                 vector_bytes(st.hidden[l]);
+                 vector_bytes(st.xh[l]) + vector_bytes(st.w_cat_t[l]);
     bytes += vector_bytes(st.head_in) + vector_bytes(st.logits) + vector_bytes(st.scores) + vector_bytes(st.dlogits) +
              vector_bytes(st.dgates) + vector_bytes(st.dh) + vector_bytes(st.dc) + vector_bytes(st.dx_a) +
-             vector_bytes(st.dx_b) + vector_bytes(st.bias_acc) + vector_bytes(st.bias_sum) +
-             vector_bytes(st.w_hh_t);
+             vector_bytes(st.dx_b) + vector_bytes(st.bias_acc) + vector_bytes(st.bias_sum) + vector_bytes(st.dw_t);
     for (const ModelGradients *g : {&st.m, &st.v}) {
         for (const auto &layer : g->layers)
             bytes += vector_bytes(layer.w_ih) + vector_bytes(layer.w_hh) + vector_bytes(layer.b_ih) + vector_bytes(layer.b_hh);
@@ -300,63 +302,58 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
     // Customers whose elementwise step runs between two polls (about 8H floats each).
     const size_t cells_per_poll = std::max<size_t>(1, kPollElements / (8 * H));
 
-    // ---- Forward, keeping every activation (the same GEMM rows as LstmForward::score).
-    const float *input = steps;
-    size_t input_width = model_.step_width();
+    // ---- Forward, keeping every activation.
+    // One GEMM per step computes the gates from [x_t | h_{t-1}] and [W_ih | W_hh]ᵀ: with the
+    // input projection done for all T steps at once (K = the input width, 48 for the default
+    // features) OpenBLAS ran at half its speed on the 16 x 256-row product, and the separate
+    // recurrent product wrote every gate a second time; the fused per-step product is about a
+    // fifth faster. Same sums as LstmForward::score up to their order (the unit tests compare
+    // the scores within 1e-6).
     for (size_t l = 0; l < L; ++l) {
         const LstmLayer &layer = model_.layers[l];
+        const size_t in_w = st.in_w[l], K = in_w + H;
         float *gates = st.acts[l].data();
         float *cells = st.cells[l].data();
         float *tcs = st.tanh_cells[l].data();
-        float *hs = st.hidden[l].data();
-        const size_t rows = T * B;
+        float *xh = st.xh[l].data();
+        // The layer above reads this layer's h_t as its x_t.
+        float *xh_above = l + 1 < L ? st.xh[l + 1].data() : nullptr;
+        const size_t K_above = 2 * H;
+        if (l == 0)
+            for (size_t r = 0; r < T * B; ++r) std::memcpy(xh + r * K, steps + r * in_w, in_w * sizeof(float));
+        for (size_t b = 0; b < B; ++b) std::fill(xh + b * K + in_w, xh + b * K + K, 0.0f);  // h_{-1}
         float *bias = st.bias_sum.data() + l * G;
         for (size_t j = 0; j < G; ++j) bias[j] = layer.b_ih[j] + layer.b_hh[j];
-        // W_hhᵀ (H x 4H), laid out once per call: the recurrent product of every step then reads
-        // its weights without a transpose, which OpenBLAS packs faster (about 5% of a training
-        // step at H = 128). The packed panels and the kernel are the same, so are the sums: the
-        // benchmark's losses were bit-identical to the transposed call's.
-        float *w_hh_t = st.w_hh_t.data() + l * H * G;
-        for (size_t r = 0; r < G; ++r)
-            for (size_t k = 0; k < H; ++k) w_hh_t[k * G + r] = layer.w_hh[r * H + k];
-        gemm_polled(false, true, rows, G, input_width, input, input_width, layer.w_ih.data(), input_width, 1.0f, gates,
-                    G, poll_, bias);
+        // [W_ih | W_hh]ᵀ (K x 4H), laid out once per call: every step's product then reads its
+        // weights without a transpose, which OpenBLAS packs faster.
+        float *w_cat_t = st.w_cat_t[l].data();
+        for (size_t r = 0; r < G; ++r) {
+            for (size_t k = 0; k < in_w; ++k) w_cat_t[k * G + r] = layer.w_ih[r * in_w + k];
+            for (size_t k = 0; k < H; ++k) w_cat_t[(in_w + k) * G + r] = layer.w_hh[r * H + k];
+        }
         for (size_t t = 0; t < T; ++t) {
             float *g = gates + t * B * G;
-            const float *h_prev = t > 0 ? hs + (t - 1) * B * H : nullptr;
             const float *c_prev = t > 0 ? cells + (t - 1) * B * H : nullptr;
-            if (t > 0) gemm_polled(false, false, B, G, H, h_prev, H, w_hh_t, G, 1.0f, g, G, poll_);
+            // Step 0 has h_{-1} = 0: only the x part of the row is multiplied.
+            gemm_polled(false, false, B, G, t > 0 ? K : in_w, xh + t * B * K, K, w_cat_t, G, 1.0f, g, G, poll_,
+                        bias);
             for (size_t b = 0; b < B; ++b) {
                 if (b % cells_per_poll == cells_per_poll - 1) poll(poll_);
-                float *gb = g + b * G;
-                sigmoid_inplace(gb, 2 * H);
-                tanh_inplace(gb + 2 * H, H);
-                sigmoid_inplace(gb + 3 * H, H);
-                float *c = cells + (t * B + b) * H;
-                float *tc = tcs + (t * B + b) * H;
-                float *h = hs + (t * B + b) * H;
-                if (c_prev) {
-                    const float *cp = c_prev + b * H;
-                    for (size_t j = 0; j < H; ++j) c[j] = gb[H + j] * cp[j] + gb[j] * gb[2 * H + j];
-                } else {
-                    // Same expression as the scorer's with c = 0, so the bits agree.
-                    for (size_t j = 0; j < H; ++j) c[j] = gb[H + j] * 0.0f + gb[j] * gb[2 * H + j];
-                }
-                std::memcpy(tc, c, H * sizeof(float));
-                tanh_inplace(tc, H);
-                for (size_t j = 0; j < H; ++j) h[j] = tc[j] * gb[3 * H + j];
+                float *h = xh + ((t + 1) * B + b) * K + in_w;
+                lstm_cell_forward_cached(g + b * G, c_prev ? c_prev + b * H : nullptr, cells + (t * B + b) * H,
+                                         tcs + (t * B + b) * H, h, H);
+                if (xh_above) std::memcpy(xh_above + (t * B + b) * K_above, h, H * sizeof(float));
             }
         }
-        input = hs;
-        input_width = H;
     }
 
     // Head: logits = [h_T, statics] W^T + b.
-    const float *h_last = st.hidden[L - 1].data() + (T - 1) * B * H;
+    const size_t K_top = st.in_w[L - 1] + H;
+    const float *h_last = st.xh[L - 1].data() + T * B * K_top + st.in_w[L - 1];
     float *head_in = st.head_in.data();
     float *z = st.logits.data();
     for (size_t b = 0; b < B; ++b) {
-        std::memcpy(head_in + b * D, h_last + b * H, H * sizeof(float));
+        std::memcpy(head_in + b * D, h_last + b * K_top, H * sizeof(float));
         if (S) std::memcpy(head_in + b * D + H, statics + b * S, S * sizeof(float));
     }
     gemm_polled(false, true, B, P, D, head_in, D, model_.dense_w.data(), D, 1.0f, z, P, poll_, model_.dense_b.data());
@@ -410,12 +407,21 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
         const float *gates = st.acts[li].data();
         const float *cells = st.cells[li].data();
         const float *tcs = st.tanh_cells[li].data();
-        const float *hs = st.hidden[li].data();
-        const size_t in_w = li == 0 ? model_.step_width() : H;
-        const float *x = li == 0 ? steps : st.hidden[li - 1].data();
+        const size_t in_w = st.in_w[li], K = in_w + H;
+        const float *xh = st.xh[li].data();
 
         std::fill(dc, dc + B * H, 0.0f);
         if (li + 1 < L) std::fill(dh, dh + B * H, 0.0f);  // top layer: dh holds the head's gradient
+        // The weight and bias gradients are summed chunk by chunk of steps, as soon as a chunk's
+        // gate gradients are computed and still in cache (about 1 MB of dG): one GEMM per chunk,
+        // transposed, [dW_ih | dW_hh]ᵀ += [X | h_{t-1}]ᵀ dG (h_{-1} = 0 in slot 0), which
+        // OpenBLAS packs faster than dGᵀ [X | H] (dG, the large operand, untransposed). Summed
+        // once over all T*B rows at the end, the products read all of dG back from memory.
+        float *dw_t = st.dw_t.data();
+        double *acc = st.bias_acc.data();
+        std::fill(acc, acc + G, 0.0);
+        const size_t chunk_steps = std::max<size_t>(1, kWeightGradientChunkFloats / (B * G));
+        size_t chunk_end = T;  // the chunk is steps [t, chunk_end)
         for (size_t t = T; t-- > 0;) {
             const float *above = dx_above ? dx_above + t * B * H : nullptr;
             for (size_t b = 0; b < B; ++b) {
@@ -424,39 +430,26 @@ double LstmTrainer::forward_backward(const float *steps, const float *statics, c
                 const float *tc = tcs + (t * B + b) * H;
                 const float *cp = t > 0 ? cells + ((t - 1) * B + b) * H : nullptr;
                 float *dgb = dgates + (t * B + b) * G;
-                const float *ab = above ? above + b * H : nullptr;
-                if (ab && cp)
-                    cell_backward<true, true>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
-                else if (ab)
-                    cell_backward<true, false>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
-                else if (cp)
-                    cell_backward<false, true>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
-                else
-                    cell_backward<false, false>(H, gb, tc, cp, ab, dh + b * H, dc + b * H, dgb);
+                lstm_cell_backward(gb, tc, cp, above ? above + b * H : nullptr, dh + b * H, dc + b * H, dgb, H);
             }
             // dh_{t-1} = dG_t (B x 4H) · W_hh (4H x H).
             if (t > 0)
                 gemm_polled(false, false, B, H, G, dgates + t * B * G, G, layer.w_hh.data(), H, 0.0f, dh, H, poll_);
-        }
-
-        // Weight gradients as single GEMMs over all steps.
-        const size_t rows = T * B;
-        gemm_polled(true, false, G, in_w, rows, dgates, G, x, in_w, 0.0f, glayer.w_ih.data(), in_w, poll_);
-        if (T > 1)
-            gemm_polled(true, false, G, H, (T - 1) * B, dgates + B * G, G, hs, H, 0.0f, glayer.w_hh.data(), H, poll_);
-        else
-            std::fill(glayer.w_hh.begin(), glayer.w_hh.end(), 0.0f);
-        {
-            double *acc = st.bias_acc.data();
-            std::fill(acc, acc + G, 0.0);
-            const size_t rows_per_poll = std::max<size_t>(1, kPollElements / G);
-            for (size_t r = 0; r < rows; ++r) {
-                const float *dg = dgates + r * G;
-                for (size_t j = 0; j < G; ++j) acc[j] += double(dg[j]);
-                if (r % rows_per_poll == rows_per_poll - 1) poll(poll_);
+            if (chunk_end - t == chunk_steps || t == 0) {
+                const size_t r0 = t * B, n_rows = (chunk_end - t) * B;
+                gemm_polled(true, false, K, G, n_rows, xh + r0 * K, K, dgates + r0 * G, G, chunk_end == T ? 0.0f : 1.0f,
+                            dw_t, G, poll_);
+                add_rows_as_double(acc, dgates + r0 * G, n_rows, G);
+                poll(poll_);
+                chunk_end = t;
             }
-            for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
         }
+        for (size_t r = 0; r < G; ++r) {
+            for (size_t k = 0; k < in_w; ++k) glayer.w_ih[r * in_w + k] = dw_t[k * G + r];
+            for (size_t k = 0; k < H; ++k) glayer.w_hh[r * H + k] = dw_t[(in_w + k) * G + r];
+        }
+        for (size_t j = 0; j < G; ++j) glayer.b_ih[j] = glayer.b_hh[j] = float(acc[j]);
+        const size_t rows = T * B;
 
         // Gradient w.r.t. this layer's input sequence, for the layer below: dX = dG · W_ih.
         if (li > 0) {

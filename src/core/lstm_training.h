@@ -44,9 +44,11 @@ public:
     // model must outlive the trainer; adam_step() updates it in place.
     LstmTrainer(Model &model, size_t max_batch, AdamOptions options = {});
 
-    // What the constructor allocates: fixed (the Adam moments, twice the weights, a transposed
-    // copy of each layer's W_hh, and small per-layer sums) + per_customer x max_batch (the activation caches and backward buffers
-    // of one example). Not counted: the model and the gradients, which the caller owns.
+    // What the constructor allocates: fixed (the Adam moments, twice the weights; a transposed
+    // copy of each layer's [W_ih | W_hh] and a scratch for one layer's, the largest, transposed
+    // weight gradients; small per-layer sums) + per_customer x max_batch (the activation caches and
+    // backward buffers of one example). Not counted: the model and the gradients, which the
+    // caller owns.
     static BatchBytes buffer_bytes(const Model &model);
     size_t allocated_bytes() const;
 

@@ -322,6 +322,55 @@ void reference_gradient_check(const Shape &s, uint64_t seed) {
 TEST_F(LstmTrainingTest, GradientMatchesDoubleReferenceOneLayer) { reference_gradient_check({5, 6, 3, 1, 2}, 21); }
 TEST_F(LstmTrainingTest, GradientMatchesDoubleReferenceTwoLayers) { reference_gradient_check({4, 5, 3, 2, 2}, 22); }
 
+// The weight and bias gradients are summed chunk by chunk of steps during the backward pass
+// (about 2^18 gate-gradient floats a chunk). At H = 32 a batch of 1024 takes chunks of 2 steps
+// (of T = 5: two full chunks and a partial one), a batch of 256 one chunk of all 5 steps. The
+// mean loss is linear in the examples, so the big batch's gradients must equal the sub-batches'
+// weighted by their masked-entry counts, whatever the chunking.
+TEST_F(LstmTrainingTest, ChunkedWeightGradientsMatchSubBatches) {
+    Model m = make_model(5, 32, 4, 2, true, true, 2);
+    initialize_weights(m, 31);
+    scale_weights(m, 1.5f);
+    const size_t B = 1024, parts = 4, Bp = B / parts;
+    Batch b = random_batch(m, B, 32, 0.25f);
+    const size_t T = m.window_months, W = m.step_width(), S = m.static_width(), P = m.product_count();
+    LstmTrainer trainer(m, B);
+    ModelGradients full(m), part(m), combined(m);
+    const double loss = trainer.forward_backward(b.steps.data(), b.statics.data(), b.labels.data(), b.mask.data(),
+                                                 B, full);
+    double count = 0.0;
+    for (float x : b.mask) count += x;
+    ASSERT_GT(count, 0.0);
+    auto cs = tensors(combined);
+    double combined_loss = 0.0;
+    for (size_t k = 0; k < parts; ++k) {
+        std::vector<float> steps(T * Bp * W);
+        for (size_t t = 0; t < T; ++t)
+            std::copy(b.steps.begin() + (t * B + k * Bp) * W, b.steps.begin() + (t * B + (k + 1) * Bp) * W,
+                      steps.begin() + t * Bp * W);
+        const float *statics = b.statics.data() + k * Bp * S;
+        const float *labels = b.labels.data() + k * Bp * P, *mask = b.mask.data() + k * Bp * P;
+        double part_count = 0.0;
+        for (size_t i = 0; i < Bp * P; ++i) part_count += mask[i];
+        const double l = trainer.forward_backward(steps.data(), statics, labels, mask, Bp, part);
+        const double weight = part_count / count;
+        combined_loss += weight * l;
+        auto ps = tensors(part);
+        for (size_t t = 0; t < cs.size(); ++t)
+            for (size_t i = 0; i < cs[t]->size(); ++i) (*cs[t])[i] += float(weight * (*ps[t])[i]);
+    }
+    EXPECT_NEAR(loss, combined_loss, 1e-6);
+    auto fs = tensors(full);
+    double scale = 0.0, worst = 0.0;
+    for (size_t t = 0; t < fs.size(); ++t)
+        for (size_t i = 0; i < fs[t]->size(); ++i) {
+            scale = std::max(scale, double(std::fabs((*fs[t])[i])));
+            worst = std::max(worst, double(std::fabs((*fs[t])[i] - (*cs[t])[i])));
+        }
+    ASSERT_GT(scale, 0.0);
+    EXPECT_LT(worst / scale, 1e-5) << "largest gradient " << scale << ", largest difference " << worst;
+}
+
 TEST_F(LstmTrainingTest, MaskedEntriesAreExcluded) {
     Model m = make_model(4, 8, 3, 2, true, true, 2);
     const size_t B = 6;
