@@ -12,7 +12,8 @@
 #   refresh:          refresh_recommendations(), scoring and writing (rolled back)
 # and, on a materialized copy of score_all's rows, each way of replacing the model's rows:
 #   delete + insert:  DELETE the model's rows, then INSERT ... ON CONFLICT DO UPDATE (0.4.0's refresh)
-#   update in place:  UPDATE ... FROM the copy (the writer's way from 0.5.0; rows that exist)
+#   update in place:  INSERT ... ON CONFLICT DO UPDATE of the copy without deleting first (the
+#                     writer's way since this change: every row exists, so every row is updated)
 # each rolled back. Printed: wall and backend CPU seconds (medians), and per customer the write's
 # share of the refresh. RECSYS_REFRESH_RESULTS: a file that gets "key value" lines.
 set -euo pipefail
@@ -46,14 +47,12 @@ score_only="SELECT count(*) FROM recsys.score_all('wb', 7)"
 refresh="SELECT recsys.refresh_recommendations('wb')"
 delete_insert="WITH d AS (DELETE FROM recsys.recommendations WHERE model_name = 'wb' RETURNING 1) SELECT count(*) FROM d"
 insert_after="INSERT INTO recsys.recommendations SELECT * FROM public.scored ON CONFLICT (model_name, customer_id) DO UPDATE SET model_version = excluded.model_version, computed_at = excluded.computed_at, products = excluded.products, scores = excluded.scores"
-update_in_place="UPDATE recsys.recommendations r SET model_version = s.model_version, computed_at = s.computed_at, products = s.products, scores = s.scores FROM public.scored s WHERE r.model_name = s.model_name AND r.customer_id = s.customer_id"
+update_in_place="$insert_after"
 # A statement in a transaction that is rolled back, so that every round starts from the same rows;
 # prints "wall_s cpu_s".
 rolled_back() {
     psql_ -At -F' ' <<EOF2
 SET recsys.parallel_workers = 0;
-SET enable_hashjoin = off;
-SET enable_mergejoin = off;
 BEGIN;
 SELECT pg_catalog.split_part(pg_catalog.pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c0,
        pg_catalog.clock_timestamp() AS t0 \gset

@@ -1,8 +1,6 @@
 // The one writer of recsys.recommendations and recsys.customer_states (recommendation_writer.h).
 #include "recommendation_writer.h"
 
-#include <algorithm>
-
 #include "source_reader.h"
 #include "sql_text.h"
 #include "sql_values.h"
@@ -21,16 +19,10 @@ std::string slice(const char *column, size_t n) {
 
 // The states statements' parameters: $1 model, $2 ids, $3 versions, $4 state months,
 // $5 states, $6 products (both flattened over the whole batch), $7 each row's row number in
-// the batch (a statement may write some rows of the batch only).
+// the batch (where its slice of $5 and $6 starts).
 constexpr const char *kStateRows =
     "ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($7)) "
     "AS u(id, version, month, o)";
-
-std::string update_states_sql(size_t state_size, size_t product_count) {
-    return "UPDATE recsys.customer_states t SET model_version = u.version, state_month = u.month, state = " +
-           slice("$5", state_size) + ", products = " + slice("$6", product_count) + " FROM " + kStateRows +
-           " WHERE t.model_name" + sql::op("=") + "$1 AND t.customer_id" + sql::op("=") + "u.id RETURNING t.customer_id";
-}
 
 std::string upsert_states_sql(size_t state_size, size_t product_count) {
     return "INSERT INTO recsys.customer_states (model_name, customer_id, model_version, state_month, state, products) "
@@ -48,13 +40,6 @@ std::string upsert_states_sql(size_t state_size, size_t product_count) {
 constexpr const char *kRecommendationRows =
     "ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6), "
     "pg_catalog.unnest($7)) AS u(id, version, names, lo, hi)";
-
-std::string update_recommendations_sql() {
-    return std::string("UPDATE recsys.recommendations t SET model_version = u.version, computed_at = $8, "
-                       "products = (u.names)::pg_catalog.text[], scores = $5[u.lo:u.hi] FROM ") +
-           kRecommendationRows + " WHERE t.model_name" + sql::op("=") + "$1 AND t.customer_id" + sql::op("=") +
-           "u.id RETURNING t.customer_id";
-}
 
 std::string upsert_recommendations_sql() {
     return std::string("INSERT INTO recsys.recommendations (model_name, customer_id, model_version, computed_at, "
@@ -141,12 +126,10 @@ RecommendationWriter::RecommendationWriter(const std::string &model, Rows rows, 
     computed_at_ = pg_call([] { return GetCurrentTimestamp(); });
     Oid rec_types[8] = {TEXTOID,        INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT4ARRAYOID,
                         INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
-    update_recommendations_ = prepare(update_recommendations_sql().c_str(), 8, rec_types);
     upsert_recommendations_ = prepare(upsert_recommendations_sql().c_str(), 8, rec_types);
     if (rows_ == Rows::StatesAndRecommendations) {
         Oid state_types[7] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID, INT2ARRAYOID,
                               INT4ARRAYOID};
-        update_states_ = prepare(update_states_sql(state_size_, product_count_).c_str(), 7, state_types);
         upsert_states_ = prepare(upsert_states_sql(state_size_, product_count_).c_str(), 7, state_types);
     }
 }
@@ -239,21 +222,11 @@ std::vector<int32_t> one_based(const std::vector<int32_t> &rows) {
     return out;
 }
 
-// Runs a prepared writer statement; appends the customer ids an UPDATE ... RETURNING returned.
-uint64_t execute(SPIPlanPtr plan, Datum *args, std::vector<int64_t> *found, const char *what) {
+// Runs a prepared writer statement (an upsert); returns the rows it wrote.
+uint64_t execute(SPIPlanPtr plan, Datum *args, const char *what) {
     return pg_call([&] {
         const int rc = SPI_execute_plan(plan, args, nullptr, false, 0);
-        if (rc != SPI_OK_INSERT && rc != SPI_OK_UPDATE_RETURNING)
-            elog(ERROR, "storing the %s failed: %s", what, SPI_result_code_string(rc));
-        if (found != nullptr && SPI_tuptable != nullptr) {
-            for (uint64_t i = 0; i < SPI_processed; ++i) {
-                bool isnull;
-                const Datum id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-                // emplace_back inside the PG_TRY frame: pg_call rethrows a bad_alloc after PG_END_TRY.
-                if (!isnull) found->push_back(DatumGetInt64(id));
-            }
-        }
-        if (SPI_tuptable != nullptr) SPI_freetuptable(SPI_tuptable);
+        if (rc != SPI_OK_INSERT) elog(ERROR, "storing the %s failed: %s", what, SPI_result_code_string(rc));
         return SPI_processed;
     });
 }
@@ -266,20 +239,18 @@ void free_datums(std::initializer_list<Datum> datums) {
 
 }  // namespace
 
-uint64_t RecommendationWriter::write_states(SPIPlanPtr plan, const std::vector<int32_t> &rows,
-                                            std::vector<int64_t> *found) {
+uint64_t RecommendationWriter::write_states(const std::vector<int32_t> &rows) {
     Datum model = pg_call([&] { return CStringGetTextDatum(model_.c_str()); });
     Datum ids = int8_array(select_rows(ids_, rows)), versions = int4_array(select_rows(versions_, rows), INT4OID);
     Datum months = int4_array(select_rows(months_, rows), DATEOID);  // a date is an int4 day count
     Datum numbers = int4_array(one_based(rows), INT4OID);
     Datum args[7] = {model, ids, versions, months, flat_states_, flat_products_, numbers};
-    const uint64_t n = execute(plan, args, found, "customer states");
+    const uint64_t n = execute(upsert_states_, args, "customer states");
     free_datums({model, ids, versions, months, numbers});
     return n;
 }
 
-uint64_t RecommendationWriter::write_recommendations(SPIPlanPtr plan, const std::vector<int32_t> &rows,
-                                                     std::vector<int64_t> *found) {
+uint64_t RecommendationWriter::write_recommendations(const std::vector<int32_t> &rows) {
     std::vector<int32_t> lo, hi;
     std::vector<std::string> literals;
     for (int32_t r : rows) {
@@ -292,41 +263,25 @@ uint64_t RecommendationWriter::write_recommendations(SPIPlanPtr plan, const std:
     Datum names = text_array(literals);
     Datum rlo = int4_array(lo, INT4OID), rhi = int4_array(hi, INT4OID);
     Datum args[8] = {model, ids, versions, names, flat_scores_, rlo, rhi, TimestampTzGetDatum(computed_at_)};
-    const uint64_t n = execute(plan, args, found, "recommendations");
+    const uint64_t n = execute(upsert_recommendations_, args, "recommendations");
     free_datums({model, ids, versions, names, rlo, rhi});
     return n;
 }
 
-uint64_t RecommendationWriter::update_then_insert(SPIPlanPtr update, SPIPlanPtr upsert,
-                                                  uint64_t (RecommendationWriter::*write)(
-                                                      SPIPlanPtr, const std::vector<int32_t> &, std::vector<int64_t> *)) {
-    std::vector<int32_t> all(ids_.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
-    std::vector<int64_t> found;
-    found.reserve(all.size());
-    const uint64_t updated = (this->*write)(update, all, &found);
-    if (updated == all.size()) return updated;
-    // The rows the UPDATE did not find: new customers (or rows deleted meanwhile).
-    std::sort(found.begin(), found.end());
-    std::vector<int32_t> missing;
-    for (int32_t r : all)
-        if (!std::binary_search(found.begin(), found.end(), ids_[size_t(r)])) missing.push_back(r);
-    return updated + (this->*write)(upsert, missing, nullptr);
-}
-
 void RecommendationWriter::flush() {
     if (ids_.empty()) return;
+    std::vector<int32_t> all(ids_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
     if (rows_ == Rows::StatesAndRecommendations) {
         flat_states_ = real_array(states_.data(), states_.size());
         flat_products_ = int2_array(products_);
-        update_then_insert(update_states_, upsert_states_, &RecommendationWriter::write_states);
+        write_states(all);
         free_datums({flat_states_, flat_products_});
         flat_states_ = flat_products_ = 0;
     }
     flat_scores_ = real_array(scores_.data(), scores_.size());
     // A row a trigger skipped is not written; the count is of recommendations rows written.
-    written_ += update_then_insert(update_recommendations_, upsert_recommendations_,
-                                   &RecommendationWriter::write_recommendations);
+    written_ += write_recommendations(all);
     free_datums({flat_scores_});
     flat_scores_ = 0;
     ids_.clear();

@@ -1,18 +1,19 @@
 // The one writer of recsys.recommendations and recsys.customer_states.
 //
 // store_states (rebuild_states, advance_month), advance_customer and refresh_recommendations
-// all write through it. Rows are buffered in C++ and written in batches, per table: first one
-// UPDATE ... FROM unnest(...) of the rows that exist (returning which did), then, for the rows
-// it did not find, one INSERT ... ON CONFLICT DO UPDATE (the conflict arm covers a row another
-// session inserted meanwhile). Both are prepared plans whose parameters are whole columns of
-// the batch, so the executor runs once per batch rather than once per customer, and no row is
-// materialized in a tuplestore. Updating first matters: an upsert of an existing row probes
-// the key, locks the row (a WAL record of its own) and then updates it, where an UPDATE probes
-// and updates; and a refresh that deleted every row before inserting it again cost 2.3 times
-// an update in place (measured in docs/benchmarks.md) and left a dead copy of the table and a
-// second index entry per row behind for VACUUM. Being SQL, the writes honour the tables'
-// triggers, constraints, row security and privileges like any other INSERT or UPDATE: a row
-// that exists fires UPDATE triggers only, a new row INSERT triggers.
+// all write through it. Rows are buffered in C++ and written in batches: each flush is one
+// INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE per table, a prepared plan whose
+// parameters are whole columns of the batch, so the executor runs once per batch rather than
+// once per customer, and no row is materialized in a tuplestore. A row that exists is updated
+// in place through the conflict arm (a probe of the key, then the update; with the tables'
+// fillfactor 50 the update stays on its page). A refresh no longer deletes every row before
+// inserting it again: that cost about twice an update in place per row (bench/refresh_write_cost.sh) and
+// left a dead copy of the table and a second index entry per row behind for VACUUM; it upserts,
+// then deletes the rows of customers it no longer scores. (An UPDATE ... FROM unnest() first was
+// tried and dropped: its join plan, made when the table is small, scans every row of the model
+// per batch once the table has grown, which made a 1,000,000-customer refresh quadratic.)
+// Being SQL, the writes honour the tables' triggers, constraints, row security and privileges
+// like any other INSERT or UPDATE.
 //
 // Every row a writer writes gets the same computed_at: the time the writer was created.
 //
@@ -72,14 +73,9 @@ public:
 private:
     void begin_row(int64_t customer, int32_t version);
     void flush();
-    // Runs plan (an UPDATE or an upsert of one table) over rows `rows` of the batch; appends
-    // the ids of the rows an UPDATE found to `found` (when not null); returns rows processed.
-    uint64_t write_states(SPIPlanPtr plan, const std::vector<int32_t> &rows, std::vector<int64_t> *found);
-    uint64_t write_recommendations(SPIPlanPtr plan, const std::vector<int32_t> &rows, std::vector<int64_t> *found);
-    // UPDATE, then the upsert of the rows the UPDATE did not find; returns rows written.
-    uint64_t update_then_insert(SPIPlanPtr update, SPIPlanPtr upsert,
-                                uint64_t (RecommendationWriter::*write)(SPIPlanPtr, const std::vector<int32_t> &,
-                                                                        std::vector<int64_t> *));
+    // Upserts rows `rows` of the batch into one table; returns the rows written.
+    uint64_t write_states(const std::vector<int32_t> &rows);
+    uint64_t write_recommendations(const std::vector<int32_t> &rows);
     void delete_rows_not_rewritten();
 
     std::string model_;
@@ -96,10 +92,9 @@ private:
     std::vector<std::string> names_;
     std::vector<float> scores_;
     std::vector<int32_t> offsets_{0};
-    SPIPlanPtr update_states_ = nullptr, upsert_states_ = nullptr;
-    SPIPlanPtr update_recommendations_ = nullptr, upsert_recommendations_ = nullptr;
+    SPIPlanPtr upsert_states_ = nullptr, upsert_recommendations_ = nullptr;
     // The batch's flattened states, products and scores as SQL arrays, built once per flush and
-    // read by both statements of a table (each row's slice is found by its row number).
+    // read by the upserts (each row's slice is found by its row number).
     Datum flat_states_ = 0, flat_products_ = 0, flat_scores_ = 0;
 };
 

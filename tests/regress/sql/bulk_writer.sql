@@ -27,8 +27,9 @@ SELECT recsys.advance_month('bw_model', '2015-04-28') AS written;
 SELECT tab, op, n FROM bw.seen ORDER BY tab, op;
 TRUNCATE bw.seen;
 
--- May lands: one step per customer, equal to the full recompute. A customer with a stored row is
--- updated (UPDATE triggers only); the 35 customers new in May are inserted (INSERT triggers).
+-- May lands: one step per customer, equal to the full recompute. Every row is offered as an insert
+-- (BEFORE INSERT triggers see all 2482); the 2447 with a stored row are updated in place (the
+-- conflict arm: BEFORE UPDATE triggers), the 35 customers new in May inserted.
 INSERT INTO bw.snapshots SELECT * FROM recsys.generate_santander(2500, months => 5) WHERE fecha_dato = '2015-05-28';
 SELECT recsys.advance_month('bw_model', '2015-05-28') AS written;
 SELECT tab, op, n FROM bw.seen ORDER BY tab, op;
