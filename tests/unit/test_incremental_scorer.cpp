@@ -7,6 +7,7 @@
 #include <random>
 
 #include "errors.h"
+#include "from_start_test_model.h"
 #include "feature_encoder.h"
 #include "incremental_scorer.h"
 #include "lstm_forward.h"
@@ -17,36 +18,10 @@ using namespace recsys;
 
 namespace {
 
-constexpr int32_t kStart = 2015 * 12;
+using test_models::kStart;
 
-Model from_start_model(uint32_t layers, uint32_t window = 10) {
-    Model m;
-    m.source = {"s.t", "id", "month"};
-    m.window_months = window;
-    m.history = HistoryMode::FromStartMonth;
-    m.start_month = kStart;
-    m.hidden = 12;
-    m.include_product_adds = true;
-    FeatureSpec dyn;
-    dyn.column = "balance";
-    dyn.role = FeatureRole::Dynamic;
-    dyn.mean = 1.0f;
-    dyn.stddev = 2.0f;
-    FeatureSpec stat;
-    stat.column = "age";
-    stat.role = FeatureRole::Static;
-    stat.mean = 40.0f;
-    stat.stddev = 12.0f;
-    m.features = {dyn, stat};
-    m.products = {"p0", "p1", "p2", "p3"};
-    m.layers.resize(layers);
-    m.index();
-    size_weights(m);
-    initialize_weights(m, 11);
-    for (auto &l : m.layers)  // larger weights: a state error would show in the scores
-        for (auto &w : l.w_hh) w *= 3.0f;
-    return m;
-}
+// This file's tests name the layers first, with a window of 10 by default.
+Model from_start_model(uint32_t layers, uint32_t window = 10) { return test_models::from_start_model(window, layers); }
 
 struct Row {
     int64_t id;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "from_start_test_model.h"
 #include "feature_encoder.h"
 #include "lstm_forward.h"
 #include "lstm_training.h"
@@ -20,36 +21,9 @@ using namespace recsys;
 
 namespace {
 
-constexpr int32_t kStart = 2015 * 12;
+using test_models::from_start_model;
+using test_models::kStart;
 
-Model from_start_model(uint32_t window, uint32_t layers) {
-    Model m;
-    m.source = {"s.t", "id", "month"};
-    m.window_months = window;
-    m.history = HistoryMode::FromStartMonth;
-    m.start_month = kStart;
-    m.hidden = 12;
-    m.include_product_adds = true;
-    FeatureSpec dyn;
-    dyn.column = "balance";
-    dyn.role = FeatureRole::Dynamic;
-    dyn.mean = 1.0f;
-    dyn.stddev = 2.0f;
-    FeatureSpec stat;
-    stat.column = "age";
-    stat.role = FeatureRole::Static;
-    stat.mean = 40.0f;
-    stat.stddev = 12.0f;
-    m.features = {dyn, stat};
-    m.products = {"p0", "p1", "p2", "p3"};
-    m.layers.resize(layers);
-    m.index();
-    size_weights(m);
-    initialize_weights(m, 11);
-    for (auto &l : m.layers)  // larger weights: a state error would show in the scores
-        for (auto &w : l.w_hh) w *= 3.0f;
-    return m;
-}
 
 // Customers (months relative to the start; -1 is the month before it).
 HistoryBatch history(const std::vector<std::vector<int>> &customers, uint32_t seed) {
