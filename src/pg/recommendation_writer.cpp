@@ -18,10 +18,10 @@ std::string slice(const char *column, size_t n) {
 }
 
 // The states statements' parameters: $1 model, $2 ids, $3 versions, $4 state months,
-// $5 states, $6 products (both flattened over the whole batch), $7 each row's row number in
-// the batch (where its slice of $5 and $6 starts).
+// $5 states, $6 products (both flattened over the whole batch; row o's slice starts at its
+// ordinal).
 constexpr const char *kStateRows =
-    "ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($7)) "
+    "ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) WITH ORDINALITY "
     "AS u(id, version, month, o)";
 
 std::string upsert_states_sql(size_t state_size, size_t product_count) {
@@ -128,15 +128,14 @@ RecommendationWriter::RecommendationWriter(const std::string &model, Rows rows, 
                         INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID};
     upsert_recommendations_ = prepare(upsert_recommendations_sql().c_str(), 8, rec_types);
     if (rows_ == Rows::StatesAndRecommendations) {
-        Oid state_types[7] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID, INT2ARRAYOID,
-                              INT4ARRAYOID};
-        upsert_states_ = prepare(upsert_states_sql(state_size_, product_count_).c_str(), 7, state_types);
+        Oid state_types[6] = {TEXTOID, INT8ARRAYOID, INT4ARRAYOID, DATEARRAYOID, FLOAT4ARRAYOID, INT2ARRAYOID};
+        upsert_states_ = prepare(upsert_states_sql(state_size_, product_count_).c_str(), 6, state_types);
     }
 }
 
 size_t RecommendationWriter::buffer_bytes(Rows rows, size_t state_size, size_t product_count, size_t k,
                                           size_t batch_rows) {
-    // Per row: id, version, offsets, row number and slice bounds; each ranked product's name (a
+    // Per row: id, version, offsets and slice bounds; each ranked product's name (a
     // std::string of a short name, then its part of the text[] literal) and score; with
     // states, the state month, the state (float4) and the products (int2).
     size_t row = 48 + k * (sizeof(std::string) + 32 + sizeof(float));
@@ -207,21 +206,6 @@ void RecommendationWriter::add(int64_t customer, int32_t version, Datum products
 
 namespace {
 
-template <typename T>
-std::vector<T> select_rows(const std::vector<T> &column, const std::vector<int32_t> &rows) {
-    std::vector<T> out;
-    out.reserve(rows.size());
-    for (int32_t r : rows) out.push_back(column[size_t(r)]);
-    return out;
-}
-
-// Row numbers as SQL wants them: 1-based.
-std::vector<int32_t> one_based(const std::vector<int32_t> &rows) {
-    std::vector<int32_t> out(rows);
-    for (int32_t &r : out) ++r;
-    return out;
-}
-
 // Runs a prepared writer statement (an upsert); returns the rows it wrote.
 uint64_t execute(SPIPlanPtr plan, Datum *args, const char *what) {
     return pg_call([&] {
@@ -239,51 +223,43 @@ void free_datums(std::initializer_list<Datum> datums) {
 
 }  // namespace
 
-uint64_t RecommendationWriter::write_states(const std::vector<int32_t> &rows) {
+uint64_t RecommendationWriter::write_states() {
     Datum model = pg_call([&] { return CStringGetTextDatum(model_.c_str()); });
-    Datum ids = int8_array(select_rows(ids_, rows)), versions = int4_array(select_rows(versions_, rows), INT4OID);
-    Datum months = int4_array(select_rows(months_, rows), DATEOID);  // a date is an int4 day count
-    Datum numbers = int4_array(one_based(rows), INT4OID);
-    Datum args[7] = {model, ids, versions, months, flat_states_, flat_products_, numbers};
+    Datum ids = int8_array(ids_), versions = int4_array(versions_, INT4OID);
+    Datum months = int4_array(months_, DATEOID);  // a date is an int4 day count
+    Datum states = real_array(states_.data(), states_.size());
+    Datum products = int2_array(products_);
+    Datum args[6] = {model, ids, versions, months, states, products};
     const uint64_t n = execute(upsert_states_, args, "customer states");
-    free_datums({model, ids, versions, months, numbers});
+    free_datums({model, ids, versions, months, states, products});
     return n;
 }
 
-uint64_t RecommendationWriter::write_recommendations(const std::vector<int32_t> &rows) {
-    std::vector<int32_t> lo, hi;
-    std::vector<std::string> literals;
-    for (int32_t r : rows) {
-        lo.push_back(offsets_[size_t(r)] + 1);
-        hi.push_back(offsets_[size_t(r) + 1]);
-        literals.push_back(text_array_literal(names_, size_t(offsets_[size_t(r)]), size_t(offsets_[size_t(r) + 1])));
+uint64_t RecommendationWriter::write_recommendations() {
+    const size_t rows = ids_.size();
+    std::vector<int32_t> lo(rows), hi(rows);
+    std::vector<std::string> literals(rows);
+    for (size_t r = 0; r < rows; ++r) {
+        lo[r] = offsets_[r] + 1;
+        hi[r] = offsets_[r + 1];
+        literals[r] = text_array_literal(names_, size_t(offsets_[r]), size_t(offsets_[r + 1]));
     }
     Datum model = pg_call([&] { return CStringGetTextDatum(model_.c_str()); });
-    Datum ids = int8_array(select_rows(ids_, rows)), versions = int4_array(select_rows(versions_, rows), INT4OID);
+    Datum ids = int8_array(ids_), versions = int4_array(versions_, INT4OID);
     Datum names = text_array(literals);
+    Datum scores = real_array(scores_.data(), scores_.size());
     Datum rlo = int4_array(lo, INT4OID), rhi = int4_array(hi, INT4OID);
-    Datum args[8] = {model, ids, versions, names, flat_scores_, rlo, rhi, TimestampTzGetDatum(computed_at_)};
+    Datum args[8] = {model, ids, versions, names, scores, rlo, rhi, TimestampTzGetDatum(computed_at_)};
     const uint64_t n = execute(upsert_recommendations_, args, "recommendations");
-    free_datums({model, ids, versions, names, rlo, rhi});
+    free_datums({model, ids, versions, names, scores, rlo, rhi});
     return n;
 }
 
 void RecommendationWriter::flush() {
     if (ids_.empty()) return;
-    std::vector<int32_t> all(ids_.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
-    if (rows_ == Rows::StatesAndRecommendations) {
-        flat_states_ = real_array(states_.data(), states_.size());
-        flat_products_ = int2_array(products_);
-        write_states(all);
-        free_datums({flat_states_, flat_products_});
-        flat_states_ = flat_products_ = 0;
-    }
-    flat_scores_ = real_array(scores_.data(), scores_.size());
+    if (rows_ == Rows::StatesAndRecommendations) write_states();
     // A row a trigger skipped is not written; the count is of recommendations rows written.
-    written_ += write_recommendations(all);
-    free_datums({flat_scores_});
-    flat_scores_ = 0;
+    written_ += write_recommendations();
     ids_.clear();
     versions_.clear();
     months_.clear();

@@ -73,9 +73,9 @@ public:
 private:
     void begin_row(int64_t customer, int32_t version);
     void flush();
-    // Upserts rows `rows` of the batch into one table; returns the rows written.
-    uint64_t write_states(const std::vector<int32_t> &rows);
-    uint64_t write_recommendations(const std::vector<int32_t> &rows);
+    // Upserts the batch into one table, each column one SQL array; returns the rows written.
+    uint64_t write_states();
+    uint64_t write_recommendations();
     void delete_rows_not_rewritten();
 
     std::string model_;
@@ -93,9 +93,6 @@ private:
     std::vector<float> scores_;
     std::vector<int32_t> offsets_{0};
     SPIPlanPtr upsert_states_ = nullptr, upsert_recommendations_ = nullptr;
-    // The batch's flattened states, products and scores as SQL arrays, built once per flush and
-    // read by the upserts (each row's slice is found by its row number).
-    Datum flat_states_ = 0, flat_products_ = 0, flat_scores_ = 0;
 };
 
 }  // namespace recsys::pg
