@@ -1,10 +1,14 @@
-// A small from-start model with random weights for the tests of incremental and past-the-window
-// scoring: hidden 12, one dynamic and one static feature, 4 products, product adds on, and a
-// recurrent matrix scaled up so that an error in a carried state shows in the scores.
+// A small from-start model with random weights, and random customers for it, for the tests of
+// incremental and past-the-window scoring: hidden 12, one dynamic and one static feature, 4
+// products, product adds on, and a recurrent matrix scaled up so that a wrong carried state shows.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <random>
+#include <vector>
 
+#include "history.h"
 #include "lstm_training.h"
 #include "model.h"
 #include "santander_features.h"
@@ -40,6 +44,27 @@ inline Model from_start_model(uint32_t window, uint32_t layers) {
     for (auto &l : m.layers)  // larger weights: a state error would show in the scores
         for (auto &w : l.w_hh) w *= 3.0f;
     return m;
+}
+
+// A batch of customers for that model, random values (a NaN in one balance in ten): each
+// customer's months relative to the start month (-1 is the month before it).
+inline HistoryBatch history(const std::vector<std::vector<int>> &customers, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    HistoryBatch b;
+    b.reset(2, 4);
+    for (size_t c = 0; c < customers.size(); ++c) {
+        b.begin_customer(int64_t(c + 1));
+        for (int month : customers[c]) {
+            float *v;
+            uint8_t *p;
+            b.add_row(kStart + month, &v, &p);
+            v[0] = u(rng) < 0.1f ? NAN : u(rng) * 5.0f;
+            v[1] = 20.0f + 50.0f * u(rng);
+            for (int i = 0; i < 4; ++i) p[i] = u(rng) < 0.4f ? 1 : 0;
+        }
+    }
+    return b;
 }
 
 }  // namespace recsys::test_models

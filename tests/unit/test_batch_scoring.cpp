@@ -25,6 +25,7 @@ using namespace recsys;
 namespace {
 
 using test_models::from_start_model;
+using test_models::history;
 using test_models::kStart;
 constexpr uint32_t kWindow = 6;
 
@@ -35,26 +36,6 @@ Model with_window(const Model &m, uint32_t window) {
     longer.window_months = window;
     longer.index();
     return longer;
-}
-
-// Customers (months relative to the start; -1 is the month before it).
-HistoryBatch history(const std::vector<std::vector<int>> &customers, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    HistoryBatch b;
-    b.reset(2, 4);
-    for (size_t c = 0; c < customers.size(); ++c) {
-        b.begin_customer(int64_t(c + 1));
-        for (int month : customers[c]) {
-            float *v;
-            uint8_t *p;
-            b.add_row(kStart + month, &v, &p);
-            v[0] = u(rng) < 0.1f ? NAN : u(rng) * 5.0f;
-            v[1] = 20.0f + 50.0f * u(rng);
-            for (int i = 0; i < 4; ++i) p[i] = u(rng) < 0.4f ? 1 : 0;
-        }
-    }
-    return b;
 }
 
 std::vector<int> months(int from, int to, int skip_every = 0) {

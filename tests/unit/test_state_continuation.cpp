@@ -22,28 +22,9 @@ using namespace recsys;
 namespace {
 
 using test_models::from_start_model;
+using test_models::history;
 using test_models::kStart;
 
-
-// Customers (months relative to the start; -1 is the month before it).
-HistoryBatch history(const std::vector<std::vector<int>> &customers, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    HistoryBatch b;
-    b.reset(2, 4);
-    for (size_t c = 0; c < customers.size(); ++c) {
-        b.begin_customer(int64_t(c + 1));
-        for (int month : customers[c]) {
-            float *v;
-            uint8_t *p;
-            b.add_row(kStart + month, &v, &p);
-            v[0] = u(rng) < 0.1f ? NAN : u(rng) * 5.0f;
-            v[1] = 20.0f + 50.0f * u(rng);
-            for (int i = 0; i < 4; ++i) p[i] = u(rng) < 0.4f ? 1 : 0;
-        }
-    }
-    return b;
-}
 
 // Scores of every customer by the full computation of `m`.
 std::vector<float> full_scores(const Model &m, const HistoryBatch &b) {
