@@ -35,14 +35,7 @@ RESULTS=${RECSYS_ADVANCE_RESULTS:-}
 . "$root/bench/lib.sh"
 timed() { bench_timed "$1"; }
 put() { bench_put "$1" "$2"; }
-"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-psql_ -c "CREATE EXTENSION recsys"
-psql_ -v schema=santander -f "$root/sql/santander_loader.sql" >/dev/null
-chunk=100000
-for ((s = 0; s < customers; s += chunk)); do
-    n=$((customers - s)); [ $n -gt $chunk ] && n=$chunk
-    psql_ -c "INSERT INTO santander.snapshots SELECT * FROM recsys.generate_santander($n, first_customer => $s)"
-done
+bench_generated_database "$customers"
 last_month=$(psql_ -At -c "SELECT max(fecha_dato) FROM santander.snapshots")
 psql_ -c "CREATE TABLE santander.snapshots_inc AS SELECT * FROM santander.snapshots WHERE fecha_dato < date '$last_month' - 20" \
       -c "ALTER TABLE santander.snapshots_inc ADD PRIMARY KEY (ncodpers, fecha_dato)" -c "ANALYZE santander.snapshots_inc"

@@ -1,5 +1,5 @@
-# Helpers the bench scripts share; source it after setting db (the database) and PSQL (the
-# psql command line as an array).
+# Helpers the bench scripts share; source it after setting db (the database), root (the
+# repository) and PSQL (the psql command line as an array).
 #
 # bench_timed SQL: runs one statement in a session of its own; prints "result wall_s cpu_s":
 # cpu_s is the backend's own CPU time (/proc/self/schedstat), which leaves out time spent
@@ -17,3 +17,17 @@ EOF_TIMED
 
 # bench_put KEY VALUE: a "key value" line for bench/run_all.sh's table, when RESULTS names a file.
 bench_put() { if [ -n "${RESULTS:-}" ]; then echo "$1 $2" >>"$RESULTS"; fi; }
+
+# bench_generated_database CUSTOMERS: (re)creates the database $db with the extension, the
+# Santander loader's schema and CUSTOMERS generated customers (17 months each) in
+# santander.snapshots, inserted 100,000 customers a statement.
+bench_generated_database() {
+    local customers=$1 chunk=100000 s n
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    "${PSQL[@]}" -d "$db" -c "CREATE EXTENSION recsys"
+    "${PSQL[@]}" -d "$db" -v schema=santander -f "$root/sql/santander_loader.sql" >/dev/null
+    for ((s = 0; s < customers; s += chunk)); do
+        n=$((customers - s)); [ $n -gt $chunk ] && n=$chunk
+        "${PSQL[@]}" -d "$db" -c "INSERT INTO santander.snapshots SELECT * FROM recsys.generate_santander($n, first_customer => $s)"
+    done
+}

@@ -29,14 +29,7 @@ RESULTS=${RECSYS_REFRESH_RESULTS:-}
 . "$root/bench/lib.sh"
 BENCH_SESSION_SETUP="SET recsys.parallel_workers = 0;"
 
-"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-psql_ -c "CREATE EXTENSION recsys"
-psql_ -v schema=santander -f "$root/sql/santander_loader.sql" >/dev/null
-chunk=100000
-for ((s = 0; s < customers; s += chunk)); do
-    n=$((customers - s)); [ $n -gt $chunk ] && n=$chunk
-    psql_ -c "INSERT INTO santander.snapshots SELECT * FROM recsys.generate_santander($n, first_customer => $s)"
-done
+bench_generated_database "$customers"
 psql_ -c "ANALYZE santander.snapshots"
 psql_ -At -c "SELECT recsys.promote('wb', recsys.register_model('wb', recsys.untrained_model('santander.snapshots', window_months => 16)), force => true, reason => 'benchmark fixture')" >/dev/null
 psql_ -At -c "SELECT recsys.refresh_recommendations('wb')" >/dev/null
