@@ -28,6 +28,7 @@ extern "C" {
 #include "utils/regproc.h"
 #include "utils/guc.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
 #include "commands/trigger.h"
 #include "catalog/pg_authid.h"
 #include "utils/acl.h"

@@ -1,10 +1,13 @@
 // The one writer of recsys.recommendations and recsys.customer_states.
 //
 // store_states (rebuild_states, advance_month), advance_customer and refresh_recommendations
-// all write through it. Rows are buffered in C++ and written in batches: each flush is one
-// INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE per table, a prepared plan whose
-// parameters are whole columns of the batch, so the executor runs once per batch rather than
-// once per customer, and no row is materialized in a tuplestore. A row that exists is updated
+// all write through it. Each row is formed as it comes, and the rows are written in batches:
+// each flush is one INSERT ... SELECT FROM unnest($1) ON CONFLICT DO UPDATE per table, a
+// prepared plan whose one parameter is the batch as an array of the table's row type
+// (table_row_array.h), so the executor runs once per batch rather than once per customer,
+// and each row's arrays (a state of 256 floats) reach the table as they were built: passed as
+// one array per column instead, they were sliced out element by element, a seventh of
+// advance_month's time. A row that exists is updated
 // in place through the conflict arm (a probe of the key, then the update; with the tables'
 // fillfactor 50 the update stays on its page). A refresh no longer deletes every row before
 // inserting it again: that cost about twice an update in place per row (bench/refresh_write_cost.sh) and
@@ -22,11 +25,14 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "guard.h"
 #include "ranking.h"
+#include "table_row_array.h"
 
 namespace recsys::pg {
 
@@ -71,11 +77,11 @@ public:
     uint64_t written() const { return written_; }
 
 private:
-    void begin_row(int64_t customer, int32_t version);
+    // Forms one row of recsys.recommendations in the batch (products text[], scores real[]).
+    void add_recommendation_row(int64_t customer, int32_t version, Datum products, Datum scores);
+    void free_row_values(std::initializer_list<Datum> values);
+    // Upserts the batch: each table's rows as one array of its row type (table_row_array.h).
     void flush();
-    // Upserts the batch into one table, each column one SQL array; returns the rows written.
-    uint64_t write_states();
-    uint64_t write_recommendations();
     void delete_rows_not_rewritten();
 
     std::string model_;
@@ -83,15 +89,13 @@ private:
     size_t state_size_, product_count_, batch_rows_;
     uint64_t written_ = 0;
     bool replace_ = false;
-    TimestampTz computed_at_;
-    // The batch, column by column; a row's ranked products are names_[offsets_[i], offsets_[i + 1]).
-    std::vector<int64_t> ids_;
-    std::vector<int32_t> versions_, months_;
-    std::vector<float> states_;
-    std::vector<int16_t> products_;
-    std::vector<std::string> names_;
-    std::vector<float> scores_;
-    std::vector<int32_t> offsets_{0};
+    TimestampTz computed_at_ = 0;
+    Datum model_datum_ = 0;
+    // The batch's formed rows and their arrays; reset after each flush.
+    MemoryContext batch_context_ = nullptr;
+    std::optional<TableRowArray> state_rows_, recommendation_rows_;
+    // One customer's ranked scores, reused from row to row.
+    std::vector<float> ranked_scores_;
     SPIPlanPtr upsert_states_ = nullptr, upsert_recommendations_ = nullptr;
 };
 

@@ -84,6 +84,18 @@ SELECT (SELECT count(*) FROM recsys.recommendations WHERE model_name = 'bw_model
  WHERE r.model_name = 'bw_model' AND r.products = s.products AND r.scores = s.scores AND r.model_version = s.model_version;
 SELECT count(*) AS gone_customer_rows FROM recsys.recommendations WHERE model_name = 'bw_model' AND customer_id = 15889 + 7;
 SELECT customers FROM recsys.prediction_sets WHERE model = 'bw_model';
+-- The writer passes each batch as an array of the table's row type. A table altered under the
+-- extension (a column of another type) is refused before anything is written, rather than
+-- having its values misread; the rows stay as they were.
+BEGIN;
+ALTER TABLE recsys.recommendations ALTER COLUMN scores TYPE double precision[];
+SELECT recsys.refresh_recommendations('bw_model');
+ROLLBACK;
+BEGIN;
+ALTER TABLE recsys.customer_states DROP COLUMN products;
+SELECT recsys.rebuild_states('bw_model');
+ROLLBACK;
+SELECT count(*) AS rows_kept FROM recsys.recommendations WHERE model_name = 'bw_model';
 -- The writer is not for everyone: like refresh_recommendations, it is granted to recsys_admin.
 SELECT has_function_privilege('public', 'recsys.store_recommendations(text, integer, date)', 'execute') AS public_may,
        has_function_privilege('recsys_admin', 'recsys.store_recommendations(text, integer, date)', 'execute') AS admin_may;
