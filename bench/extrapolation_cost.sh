@@ -27,17 +27,13 @@ rounds=${RECSYS_BENCH_ROUNDS:-5}
 models=${RECSYS_EXTRAPOLATION_MODELS:-within16 past17 past17w12 past17w8 sliding16}
 db=recsys_extrapolation_bench
 PSQL=("${PGBIN:+$PGBIN/}psql" -X -q -v ON_ERROR_STOP=1)
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-"${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 trap '"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
-"${PSQL[@]}" -d "$db" -o /dev/null <<SQL
-SET client_min_messages = warning;
-CREATE EXTENSION recsys;
-CREATE SCHEMA bench;
-CREATE TABLE bench.snapshots AS SELECT * FROM recsys.generate_santander($customers, months => 17);
-ALTER TABLE bench.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
-ANALYZE bench.snapshots;
+bench_snapshot_database "$customers" <<SQL
 CREATE FUNCTION bench.fixture(name text, window_months integer, start_month date) RETURNS void LANGUAGE sql AS \$\$
     SELECT recsys.promote(name, recsys.register_model(name, recsys.untrained_model('bench.snapshots',
                           window_months => window_months, hidden => 128, seed => 1, start_month => start_month)),

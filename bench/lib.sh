@@ -31,3 +31,22 @@ bench_generated_database() {
         "${PSQL[@]}" -d "$db" -c "INSERT INTO santander.snapshots SELECT * FROM recsys.generate_santander($n, first_customer => $s)"
     done
 }
+
+# bench_snapshot_database CUSTOMERS <<SQL: (re)creates the database $db with the extension and
+# bench.snapshots, CUSTOMERS generated customers of 17 months each, keyed by (ncodpers,
+# fecha_dato) and analysed; then runs the caller's SQL from standard input (its fixtures) in the
+# same session. Dropping $db afterwards is the caller's (usually an EXIT trap).
+bench_snapshot_database() {
+    "${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    {
+        cat <<SQL_SNAPSHOTS
+SET client_min_messages = warning;
+CREATE EXTENSION recsys;
+CREATE SCHEMA bench;
+CREATE TABLE bench.snapshots AS SELECT * FROM recsys.generate_santander($1, months => 17);
+ALTER TABLE bench.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
+ANALYZE bench.snapshots;
+SQL_SNAPSHOTS
+        cat
+    } | "${PSQL[@]}" -d "$db" -o /dev/null
+}

@@ -27,6 +27,9 @@ calls=${RECSYS_BENCH_CALLS:-2000}
 rounds=${RECSYS_BENCH_ROUNDS:-15}
 customers=${RECSYS_BENCH_CUSTOMERS:-50000}
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -n "${RECSYS_ONLINE_DB:-}" ]; then
@@ -41,15 +44,8 @@ else
     sliding=online_bench_sliding
     first_id=15889  # recsys.generate_santander's first customer id
     last_id=$((first_id + customers - 1))
-    "${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     trap '"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
-    "${PSQL[@]}" -d "$db" -o /dev/null <<SQL
-SET client_min_messages = warning;
-CREATE EXTENSION recsys;
-CREATE SCHEMA bench;
-CREATE TABLE bench.snapshots AS SELECT * FROM recsys.generate_santander($customers, months => 17);
-ALTER TABLE bench.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
-ANALYZE bench.snapshots;
+    bench_snapshot_database "$customers" <<SQL
 SELECT recsys.promote('$sliding', recsys.register_model('$sliding', recsys.untrained_model('bench.snapshots')),
                       force => true, reason => 'benchmark fixture');
 SQL

@@ -34,6 +34,8 @@ rounds=${RECSYS_PGB_ROUNDS:-1}
 bouncer_port=${RECSYS_PGB_PORT:-$((PGPORT + 30))}
 customers=${RECSYS_BENCH_CUSTOMERS:-20000}
 PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 work=$(mktemp -d /tmp/recsys-pgbouncer-bench.XXXXXX)
 chmod 755 "$work"
@@ -55,15 +57,8 @@ else
     first_id=15889  # recsys.generate_santander's first customer id
     last_id=$((first_id + customers - 1))
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-    "${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     created_db=$db
-    "${PSQL[@]}" -d "$db" -o /dev/null <<SQL
-SET client_min_messages = warning;
-CREATE EXTENSION recsys;
-CREATE SCHEMA bench;
-CREATE TABLE bench.snapshots AS SELECT * FROM recsys.generate_santander($customers, months => 17);
-ALTER TABLE bench.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
-ANALYZE bench.snapshots;
+    bench_snapshot_database "$customers" <<SQL
 SELECT recsys.promote('$model', recsys.register_model('$model', recsys.untrained_model('bench.snapshots')),
                       force => true, reason => 'benchmark fixture');
 SQL

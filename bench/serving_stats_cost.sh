@@ -28,6 +28,9 @@ calls=${RECSYS_BENCH_CALLS:-1000}
 rounds=${RECSYS_BENCH_ROUNDS:-61}
 customers=${RECSYS_BENCH_CUSTOMERS:-20000}
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 if [ -n "${RECSYS_STATS_DB:-}" ]; then
     db=$RECSYS_STATS_DB
@@ -39,15 +42,8 @@ else
     first_id=15889  # recsys.generate_santander's first customer id
     last_id=$((first_id + customers - 1))
     echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-    "${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     trap '"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
-    "${PSQL[@]}" -d "$db" -o /dev/null <<SQL
-SET client_min_messages = warning;
-CREATE EXTENSION recsys;
-CREATE SCHEMA bench;
-CREATE TABLE bench.snapshots AS SELECT * FROM recsys.generate_santander($customers, months => 17);
-ALTER TABLE bench.snapshots ADD PRIMARY KEY (ncodpers, fecha_dato);
-ANALYZE bench.snapshots;
+    bench_snapshot_database "$customers" <<SQL
 SELECT recsys.promote('stats_reference', recsys.register_model('stats_reference', recsys.untrained_model('bench.snapshots')),
                       force => true, reason => 'benchmark fixture');
 SELECT recsys.promote('stats_tiny', recsys.register_model('stats_tiny',
