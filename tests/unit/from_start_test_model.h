@@ -1,6 +1,7 @@
 // A small from-start model with random weights, and random customers for it, for the tests of
 // incremental and past-the-window scoring: hidden 12, one dynamic and one static feature, 4
-// products, product adds on, and a recurrent matrix scaled up so that a wrong carried state shows.
+// products, product adds on, and a recurrent matrix scaled up so that a wrong carried state shows;
+// and the full computation of a batch's scores, one window at a time.
 #pragma once
 
 #include <cmath>
@@ -8,7 +9,9 @@
 #include <random>
 #include <vector>
 
+#include "feature_encoder.h"
 #include "history.h"
+#include "lstm_forward.h"
 #include "lstm_training.h"
 #include "model.h"
 #include "santander_features.h"
@@ -65,6 +68,23 @@ inline HistoryBatch history(const std::vector<std::vector<int>> &customers, uint
         }
     }
     return b;
+}
+
+// Scores by one encode() and score() of `m` (which must hold every sequence in its window): the
+// full computation that incremental and past-the-window scoring are checked against.
+inline std::vector<float> one_window_scores(const Model &m, const HistoryBatch &b) {
+    const size_t n = b.customer_count(), P = m.product_count();
+    const bool from_start = m.history == HistoryMode::FromStartMonth;
+    FeatureEncoder encoder(m);
+    LstmForward forward(m, n);
+    std::vector<float> steps(m.window_months * n * m.step_width()), statics(n * m.static_width()), scores(n * P);
+    std::vector<uint8_t> held(n * P);
+    std::vector<int32_t> end(n);
+    std::vector<uint32_t> lengths(n);
+    encoder.encode(b, 0, n, -1, steps.data(), statics.data(), held.data(), end.data(),
+                   from_start ? lengths.data() : nullptr);
+    forward.score(steps.data(), statics.data(), n, scores.data(), from_start ? lengths.data() : nullptr);
+    return scores;
 }
 
 }  // namespace recsys::test_models

@@ -27,8 +27,8 @@ namespace {
 using test_models::from_start_model;
 using test_models::history;
 using test_models::kStart;
+using test_models::one_window_scores;
 constexpr uint32_t kWindow = 6;
-
 
 // The same weights with another window: the independent computation of a longer sequence.
 Model with_window(const Model &m, uint32_t window) {
@@ -43,22 +43,6 @@ std::vector<int> months(int from, int to, int skip_every = 0) {
     for (int i = from; i <= to; ++i)
         if (skip_every == 0 || i % skip_every != 2) out.push_back(i);
     return out;
-}
-
-// Scores by one encode() and score() of `m` (which must hold every sequence in its window).
-std::vector<float> one_window_scores(const Model &m, const HistoryBatch &b) {
-    const size_t n = b.customer_count(), P = m.product_count();
-    const bool from_start = m.history == HistoryMode::FromStartMonth;
-    FeatureEncoder encoder(m);
-    LstmForward forward(m, n);
-    std::vector<float> steps(m.window_months * n * m.step_width()), statics(n * m.static_width()), scores(n * P);
-    std::vector<uint8_t> held(n * P);
-    std::vector<int32_t> end(n);
-    std::vector<uint32_t> lengths(n);
-    encoder.encode(b, 0, n, -1, steps.data(), statics.data(), held.data(), end.data(),
-                   from_start ? lengths.data() : nullptr);
-    forward.score(steps.data(), statics.data(), n, scores.data(), from_start ? lengths.data() : nullptr);
-    return scores;
 }
 
 // The online path: each customer continued from the zero state, and its final state.

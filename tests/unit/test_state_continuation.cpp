@@ -24,21 +24,7 @@ namespace {
 using test_models::from_start_model;
 using test_models::history;
 using test_models::kStart;
-
-
-// Scores of every customer by the full computation of `m`.
-std::vector<float> full_scores(const Model &m, const HistoryBatch &b) {
-    const size_t n = b.customer_count(), P = m.product_count();
-    FeatureEncoder encoder(m);
-    LstmForward forward(m, n);
-    std::vector<float> steps(m.window_months * n * m.step_width()), statics(n * m.static_width()), scores(n * P);
-    std::vector<uint8_t> held(n * P);
-    std::vector<int32_t> end(n);
-    std::vector<uint32_t> lengths(n);
-    encoder.encode(b, 0, n, -1, steps.data(), statics.data(), held.data(), end.data(), lengths.data());
-    forward.score(steps.data(), statics.data(), n, scores.data(), lengths.data());
-    return scores;
-}
+using test_models::one_window_scores;
 
 // Customer c's rows up to (and including) month `last`, as a batch of one.
 HistoryBatch prefix(const HistoryBatch &b, size_t c, int32_t last) {
@@ -71,7 +57,7 @@ class StateContinuationTest : public ::testing::TestWithParam<uint32_t> {};
 TEST_P(StateContinuationTest, FromZeroStateEqualsFullComputation) {
     const Model m = from_start_model(10, GetParam());
     const HistoryBatch b = history(kCustomers, 5);
-    const std::vector<float> expected = full_scores(m, b);
+    const std::vector<float> expected = one_window_scores(m, b);
     StateContinuation cont(m);
     const size_t P = m.product_count();
     for (size_t c = 0; c < b.customer_count(); ++c) {
@@ -87,7 +73,7 @@ TEST_P(StateContinuationTest, FromZeroStateEqualsFullComputation) {
 TEST_P(StateContinuationTest, FromAStoredStateEqualsFullComputation) {
     const Model m = from_start_model(10, GetParam());
     const HistoryBatch b = history(kCustomers, 6);
-    const std::vector<float> expected = full_scores(m, b);
+    const std::vector<float> expected = one_window_scores(m, b);
     StateContinuation cont(m);
     const size_t P = m.product_count();
     for (size_t c = 0; c < 3; ++c) {
@@ -132,7 +118,7 @@ TEST_P(StateContinuationTest, PastTheWindowEqualsALongerWindow) {
     for (int i = -1; i < 31; ++i)
         if (i % 7 != 3) gaps.push_back(i);
     const HistoryBatch b = history({every, gaps}, 8);
-    const std::vector<float> expected = full_scores(longer, b);
+    const std::vector<float> expected = one_window_scores(longer, b);
     StateContinuation cont(m);
     const size_t P = m.product_count();
     for (size_t c = 0; c < 2; ++c) {
@@ -143,7 +129,7 @@ TEST_P(StateContinuationTest, PastTheWindowEqualsALongerWindow) {
     }
     // encode() still refuses such a history in one window (training and evaluation); the batch
     // scoring paths encode it in parts (test_batch_scoring.cpp).
-    EXPECT_THROW(full_scores(m, b), Error);
+    EXPECT_THROW(one_window_scores(m, b), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layers, StateContinuationTest, ::testing::Values(1u, 2u));
